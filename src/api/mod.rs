@@ -1,0 +1,158 @@
+//! The HTTP API (spec §2): one route table, one module per resource, JSON everywhere.
+
+mod configs;
+pub mod errors;
+mod extract;
+mod health;
+
+use std::net::SocketAddr;
+
+use actix_web::dev::ServerHandle;
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
+use serde::Serialize;
+
+use crate::outbound::Outbound;
+use crate::store::Store;
+pub use errors::ApiError;
+
+/// Shared by every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub outbound: Outbound,
+    pub max_request_bytes: usize,
+}
+
+/// Every (method, path) that `serve` answers; the OpenAPI document must list exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/_healthcheck"),
+    ("GET", "/_info"),
+    ("GET", "/openapi.yaml"),
+    ("GET", "/configs"),
+    ("POST", "/configs"),
+    ("PUT", "/configs/{id}"),
+    ("DELETE", "/configs/{id}"),
+    ("GET", "/configs/{id}/test"),
+    ("PUT", "/configs/{id}/activate"),
+    ("PUT", "/configs/{id}/deactivate"),
+    ("PUT", "/configs/{id}/secret/change"),
+];
+
+/// The route table. Each resource answers 405 for other methods; [`not_found`] covers the rest.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    cfg.service(resource("/_healthcheck").route(web::get().to(health::healthcheck)))
+        .service(resource("/_info").route(web::get().to(health::info)))
+        .service(resource("/openapi.yaml").route(web::get().to(health::openapi)))
+        .service(
+            resource("/configs")
+                .route(web::get().to(configs::list))
+                .route(web::post().to(configs::insert)),
+        )
+        .service(
+            resource("/configs/{id}")
+                .route(web::put().to(configs::update))
+                .route(web::delete().to(configs::delete)),
+        )
+        .service(resource("/configs/{id}/test").route(web::get().to(configs::test)))
+        .service(resource("/configs/{id}/activate").route(web::put().to(configs::activate)))
+        .service(resource("/configs/{id}/deactivate").route(web::put().to(configs::deactivate)))
+        .service(resource("/configs/{id}/secret/change").route(web::put().to(configs::change_secret)));
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    ApiError::method_not_allowed().error_response()
+}
+
+async fn not_found() -> HttpResponse {
+    ApiError::not_found("route not found").error_response()
+}
+
+/// A JSON body followed by the newline every body of the API ends with.
+pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
+    match serde_json::to_vec(value) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            HttpResponse::build(status)
+                .content_type("application/json")
+                .body(body)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "response serialisation failed");
+            HttpResponse::InternalServerError()
+                .content_type("application/json")
+                .body("{\"errorCode\":\"INTERNAL\",\"errorMessage\":\"internal error\"}\n")
+        }
+    }
+}
+
+/// `{"data":…}`
+pub fn data<T: Serialize>(value: &T) -> HttpResponse {
+    #[derive(Serialize)]
+    struct Data<'a, T> {
+        data: &'a T,
+    }
+    json_response(StatusCode::OK, &Data { data: value })
+}
+
+/// A 200 with an empty body (still `application/json`, spec §2.1).
+pub fn empty() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").finish()
+}
+
+/// The list envelope `{"cursor":{"pageSize","hasMore","previous","next","data"}}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cursor<T> {
+    #[serde(skip_serializing_if = "is_zero")]
+    pub page_size: usize,
+    pub has_more: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub previous: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub next: String,
+    pub data: Vec<T>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+pub fn cursor<T: Serialize>(cursor: &Cursor<T>) -> HttpResponse {
+    #[derive(Serialize)]
+    struct Wrap<'a, T> {
+        cursor: &'a Cursor<T>,
+    }
+    json_response(StatusCode::OK, &Wrap { cursor })
+}
+
+/// A running API server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds `listen` and starts serving; signals are handled by the caller (one shutdown path).
+pub fn start(state: AppState, listen: &str) -> std::io::Result<Server> {
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(routes)
+            .default_service(web::to(not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(30)
+    .bind(listen)?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| std::io::Error::other("bound no address"))?;
+    let server = server.run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    Ok(Server { addr, handle, task })
+}

@@ -1,0 +1,76 @@
+//! Parse the command line, start logging, dispatch. Exit codes: 0 normal end, 1 runtime failure,
+//! 2 usage error (spec §1.5).
+
+use std::process::ExitCode;
+
+use webhooks::cli::{self, Command, Parsed};
+use webhooks::config::{LogSettings, Settings, StorageSettings};
+use webhooks::{serve, store, telemetry};
+
+fn main() -> ExitCode {
+    let (cli, provenance) = match cli::parse(std::env::args_os(), |k| std::env::var(k).ok()) {
+        Ok(Parsed::Run(cli, provenance)) => (cli, provenance),
+        Ok(Parsed::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Version => {
+            println!(
+                "Version: {}\nDate: {}\nCommit: {}",
+                webhooks::VERSION,
+                webhooks::BUILD_DATE,
+                webhooks::COMMIT
+            );
+            Ok(())
+        }
+        Command::Migrate(args) => {
+            telemetry::init(&LogSettings::from_args(&args.log));
+            migrate(&StorageSettings::from_args(&args.storage))
+        }
+        Command::Serve(args) => {
+            let settings = match Settings::from_args(args, &provenance) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            telemetry::init(&settings.log);
+            runtime().and_then(|rt| rt.block_on(serve::run(settings)))
+        }
+        Command::Worker(args) => {
+            telemetry::init(&LogSettings::from_args(&args.log));
+            Err(anyhow::anyhow!("`webhooks worker` is not implemented yet"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, whatever the causes (libpq's messages span several).
+            let message = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+            tracing::error!("{message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn migrate(storage: &StorageSettings) -> anyhow::Result<()> {
+    match storage {
+        StorageSettings::Postgres { uri } => store::migrate::migrate_postgres(uri)?,
+        StorageSettings::Sqlite { .. } => {
+            store::Store::open(storage, store::Migrations::Apply)?;
+        }
+    }
+    tracing::info!(storage = storage.kind(), "migrations applied");
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Storage: one interface, two backends (PostgreSQL for production, embedded SQLite by default).
+//!
+//! Both backends share `schema.rs` and the queries in `queries.rs`; column types that differ are
+//! hidden by the SQL types of `types.rs`. diesel is synchronous, so every call runs on tokio's
+//! blocking pool through [`Store::run`], with an r2d2 pool bounding the connections: no tokio
+//! worker thread ever waits on the database.
+//!
+//! Error policy: queries return `diesel` errors; [`StoreError`] adds the pool and task failures.
+//! "Not found" is not an error here: lookups return `Option`/`bool` and the API decides.
+
+pub mod migrate;
+mod queries;
+pub mod schema;
+pub mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::pg::PgConnection;
+// r2d2 would log every failed connection attempt on its own, over several lines; the
+// errors reach callers through `get()` and are logged once there.
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, NopErrorHandler, Pool};
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+
+use crate::config::StorageSettings;
+pub use queries::{ConfigFilter, Queries};
+
+type PgPool = Pool<ConnectionManager<PgConnection>>;
+type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database connection unavailable: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("database connection failed: {0}")]
+    Connection(#[from] diesel::ConnectionError),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("the database schema is not up to date: run `webhooks migrate` (or start with --auto-migrate)")]
+    PendingMigrations,
+    #[error("database task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+enum Backend {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Whether to apply pending migrations when opening the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    Apply,
+    RequireCurrent,
+}
+
+/// A cheap, cloneable handle on the database.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<Backend>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kind())
+    }
+}
+
+/// How long a caller waits for a pooled connection before the store counts as unavailable.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Store {
+    /// Connects (blocking) and checks or applies migrations. SQLite always migrates.
+    pub fn open(settings: &StorageSettings, migrations: Migrations) -> Result<Store, StoreError> {
+        let backend = match settings {
+            StorageSettings::Postgres { uri } => {
+                let pool = Pool::builder()
+                    .max_size(16)
+                    .min_idle(Some(1))
+                    .connection_timeout(CONNECTION_TIMEOUT)
+                    .error_handler(Box::new(NopErrorHandler))
+                    .build(ConnectionManager::<PgConnection>::new(uri))?;
+                let mut conn = pool.get()?;
+                match migrations {
+                    Migrations::Apply => migrate::run_postgres(&mut conn)?,
+                    Migrations::RequireCurrent => {
+                        if migrate::postgres_pending(&mut conn)? {
+                            return Err(StoreError::PendingMigrations);
+                        }
+                    }
+                }
+                Backend::Postgres(pool)
+            }
+            StorageSettings::Sqlite { path } => {
+                let pool = Pool::builder()
+                    .max_size(8)
+                    .connection_timeout(CONNECTION_TIMEOUT)
+                    .connection_customizer(Box::new(SqlitePragmas))
+                    .error_handler(Box::new(NopErrorHandler))
+                    .build(ConnectionManager::<SqliteConnection>::new(path))?;
+                migrate::run_sqlite(&mut *pool.get()?)?;
+                Backend::Sqlite(pool)
+            }
+        };
+        Ok(Store {
+            backend: Arc::new(backend),
+        })
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match &*self.backend {
+            Backend::Postgres(_) => "postgres",
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool.
+    pub async fn run<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut dyn Queries) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let backend = Arc::clone(&self.backend);
+        tokio::task::spawn_blocking(move || match &*backend {
+            Backend::Postgres(pool) => f(&mut *pool.get()?),
+            Backend::Sqlite(pool) => f(&mut *pool.get()?),
+        })
+        .await?
+    }
+
+    /// Probes the database with a query on the schema (used by `/_healthcheck`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|q| Ok(q.ping()?)).await
+    }
+}
+
+/// Per-connection SQLite settings: WAL so readers never block the writer, a busy timeout so
+/// writers queue instead of failing, and enforced foreign keys (spec §3).
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(
+            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// Opens a single PostgreSQL connection (used by `migrate`, which may first create the database).
+pub fn connect_postgres(uri: &str) -> Result<PgConnection, diesel::ConnectionError> {
+    PgConnection::establish(uri)
+}

@@ -1,0 +1,424 @@
+//! Test harness: real PostgreSQL (a schema per test), real SQLite files, the API on port 0, a
+//! receiver on 127.0.0.1 that records requests, and a proxy that can cut the database away.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use webhooks::cli::{self, Command, Parsed};
+use webhooks::config::{Settings, StorageSettings};
+use webhooks::serve;
+
+/// Where the tests find PostgreSQL: `WEBHOOKS_TEST_POSTGRES_URL`, default the local server.
+pub fn postgres_base_url() -> String {
+    std::env::var("WEBHOOKS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One isolated database: a fresh SQLite file, or a fresh PostgreSQL schema dropped at the end.
+pub struct TestDb {
+    pub storage: StorageSettings,
+    pub schema: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+                let path = dir.path().join("webhooks.db").to_string_lossy().into_owned();
+                TestDb {
+                    storage: StorageSettings::Sqlite { path },
+                    schema: None,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let base = postgres_base_url();
+                let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = admin_connection(&base);
+                diesel::sql_query(format!("CREATE SCHEMA {schema}"))
+                    .execute(&mut admin)
+                    .unwrap_or_else(|e| panic!("CREATE SCHEMA: {e}"));
+                TestDb {
+                    storage: StorageSettings::Postgres {
+                        uri: with_search_path(&base, &schema),
+                    },
+                    schema: Some(schema),
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    pub fn uri(&self) -> String {
+        match &self.storage {
+            StorageSettings::Postgres { uri } => uri.clone(),
+            StorageSettings::Sqlite { path } => path.clone(),
+        }
+    }
+
+    /// The command-line flag selecting this database.
+    pub fn flag(&self) -> String {
+        match &self.storage {
+            StorageSettings::Postgres { uri } => format!("--postgres-uri={uri}"),
+            StorageSettings::Sqlite { path } => format!("--sqlite-path={path}"),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(schema) = &self.schema {
+            if let Ok(mut admin) = PgConnection::establish(&postgres_base_url()) {
+                let _ =
+                    diesel::sql_query(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&mut admin);
+            }
+        }
+    }
+}
+
+pub fn admin_connection(base: &str) -> PgConnection {
+    PgConnection::establish(base).unwrap_or_else(|e| {
+        panic!(
+            "cannot reach PostgreSQL at {base}: {e}\n\
+             Run the suite with ./scripts/test.sh (it starts a throwaway server), or point \
+             WEBHOOKS_TEST_POSTGRES_URL at a server where you may create schemas."
+        )
+    })
+}
+
+/// libpq's `options` parameter pins every connection of the pool to the test's schema.
+pub fn with_search_path(base: &str, schema: &str) -> String {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-csearch_path%3D{schema}")
+}
+
+/// Builds `serve` settings exactly as the binary would, from flags.
+pub fn settings(args: &[&str]) -> Settings {
+    let mut argv = vec!["webhooks", "serve"];
+    argv.extend_from_slice(args);
+    match cli::parse(argv, |_| None) {
+        Ok(Parsed::Run(cli, provenance)) => match cli.command {
+            Command::Serve(a) => Settings::from_args(a, &provenance).unwrap_or_else(|e| panic!("{e}")),
+            other => panic!("not serve: {other:?}"),
+        },
+        Ok(Parsed::Print(s)) => panic!("printed {s}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The API running in-process on 127.0.0.1:0 against its own database.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    /// Kept for the test's lifetime: dropping it removes the database.
+    _db: TestDb,
+    _running: serve::Running,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// Asserts the documented error shape, byte for byte.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str, message: &str) {
+        let want = format!(
+            "{}\n",
+            serde_json::json!({ "errorCode": code, "errorMessage": message })
+        );
+        assert_eq!((self.status, self.body.as_str()), (status, want.as_str()));
+        assert_eq!(self.content_type, "application/json");
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    pub async fn spawn_with(backend: Backend, extra: &[&str]) -> TestApp {
+        Self::spawn_on(TestDb::new(backend), extra).await
+    }
+
+    pub async fn spawn_on(db: TestDb, extra: &[&str]) -> TestApp {
+        let flag = db.flag();
+        let mut args = vec!["--listen=127.0.0.1:0", "--auto-migrate", flag.as_str()];
+        args.extend_from_slice(extra);
+        let running = serve::start(&settings(&args))
+            .await
+            .unwrap_or_else(|e| panic!("serve::start: {e:#}"));
+        TestApp {
+            base: format!("http://{}", running.server.addr),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap_or_else(|e| panic!("{e}")),
+            _db: db,
+            _running: running,
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        content_type: Option<&str>,
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        if let Some(body) = body {
+            req = req.body(body.to_owned());
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = resp.text().await.unwrap_or_else(|e| panic!("{e}"));
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, None, None).await
+    }
+
+    pub async fn send_json(&self, method: &str, path: &str, body: &str) -> Reply {
+        self.request(method, path, Some(body), Some("application/json"))
+            .await
+    }
+
+    /// Creates a config and returns its JSON.
+    pub async fn create_config(&self, endpoint: &str, event_types: &[&str]) -> serde_json::Value {
+        let body = serde_json::json!({ "endpoint": endpoint, "eventTypes": event_types }).to_string();
+        let reply = self.send_json("POST", "/configs", &body).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["data"].clone()
+    }
+}
+
+/// One request as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Verifies the signature independently of the service's code: HMAC-SHA256 over
+    /// `id.timestamp.body`, keyed with the secret string's own bytes, standard base64.
+    pub fn signature_valid(&self, secret: &str) -> bool {
+        use base64::Engine;
+        use hmac::Mac;
+        let (Some(id), Some(ts), Some(sig)) = (
+            self.header("formance-webhook-id"),
+            self.header("formance-webhook-timestamp"),
+            self.header("formance-webhook-signature"),
+        ) else {
+            return false;
+        };
+        let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
+            return false;
+        };
+        mac.update(format!("{id}.{ts}.").as_bytes());
+        mac.update(&self.body);
+        let expected = base64::engine::general_purpose::STANDARD.decode(sig.trim_start_matches("v1,"));
+        sig.starts_with("v1,") && expected.is_ok_and(|e| mac.verify_slice(&e).is_ok())
+    }
+}
+
+/// An HTTP receiver on 127.0.0.1:0 that records every request and answers a settable status.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    status: Arc<AtomicU16>,
+    received: Arc<Mutex<Vec<Received>>>,
+    task: JoinHandle<()>,
+}
+
+impl Receiver {
+    pub async fn start(status: u16) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let status = Arc::new(AtomicU16::new(status));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (s, r) = (Arc::clone(&status), Arc::clone(&received));
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (s, r) = (Arc::clone(&s), Arc::clone(&r));
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<Incoming>| {
+                        let (s, r) = (Arc::clone(&s), Arc::clone(&r));
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes().to_vec())
+                                .unwrap_or_default();
+                            let headers = parts
+                                .headers
+                                .iter()
+                                .map(|(k, v)| {
+                                    (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned())
+                                })
+                                .collect();
+                            if let Ok(mut all) = r.lock() {
+                                all.push(Received {
+                                    method: parts.method.to_string(),
+                                    path: parts.uri.path().to_owned(),
+                                    headers,
+                                    body,
+                                });
+                            }
+                            let mut resp = hyper::Response::new(Full::new(Bytes::from_static(b"ok")));
+                            *resp.status_mut() = hyper::StatusCode::from_u16(s.load(Ordering::SeqCst))
+                                .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Receiver {
+            addr,
+            status,
+            received,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn set_status(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A TCP proxy to PostgreSQL that the test can cut, to see the service with its storage gone.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let tasks: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let t = Arc::clone(&tasks);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                if let Ok(mut all) = t.lock() {
+                    all.push(conn);
+                }
+            }
+        });
+        Proxy { addr, tasks, accept }
+    }
+
+    /// Stops accepting and drops every proxied connection.
+    pub fn cut(&self) {
+        self.accept.abort();
+        if let Ok(mut all) = self.tasks.lock() {
+            for t in all.drain(..) {
+                t.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+/// Declares one async test per backend: `both_backends!(name, |backend| async { … })`.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)($crate::harness::Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)($crate::harness::Backend::Postgres).await
+            }
+        }
+    };
+}
