@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The test command (README "Test it"): provisions what the suite needs on a fresh machine, then
+# runs the same checks as CI: cargo fmt --check, clippy with -D warnings, and the whole suite.
+#
+# - PostgreSQL: a throwaway server on 127.0.0.1:$WEBHOOKS_TEST_PG_PORT (default 55432), in a
+#   temporary directory, removed on exit. Installed with apt when missing. PostgreSQL refuses
+#   to run as root, so as root it runs as the `postgres` user.
+# - Build dependencies: libpq's headers for diesel's PostgreSQL driver.
+#
+# Extra arguments go to the test runner: ./scripts/test.sh -E 'test(config_api)'
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=""
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        as_root apt-get update -qq
+        apt_updated=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+pg_bindir() {
+    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+# --- provisioning -----------------------------------------------------------------------------
+if ! pkg-config --exists libpq 2>/dev/null; then
+    log "installing libpq-dev (PostgreSQL client headers)"
+    apt_install libpq-dev pkg-config
+fi
+if [ -z "$(pg_bindir)" ] || [ ! -x "$(pg_bindir)/initdb" ]; then
+    log "installing the PostgreSQL server"
+    apt_install postgresql
+fi
+PG_BIN="$(pg_bindir)"
+
+PG_PORT="${WEBHOOKS_TEST_PG_PORT:-55432}"
+PG_DIR="$(mktemp -d /tmp/webhooks-pg.XXXXXX)"
+run_pg() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+if [ "$(id -u)" -eq 0 ]; then chown postgres: "$PG_DIR"; fi
+
+cleanup() {
+    run_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$PG_DIR"
+}
+trap cleanup EXIT
+
+log "starting a throwaway PostgreSQL on 127.0.0.1:$PG_PORT"
+run_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres --no-sync >/dev/null
+run_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    start >/dev/null
+export WEBHOOKS_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+
+# --- checks -----------------------------------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+log "test suite"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --locked --no-fail-fast "$@"
+else
+    cargo test --locked --no-fail-fast "$@"
+fi
