@@ -5,7 +5,10 @@
 # - PostgreSQL: a throwaway server on 127.0.0.1:$WEBHOOKS_TEST_PG_PORT (default 55432), in a
 #   temporary directory, removed on exit. Installed with apt when missing. PostgreSQL refuses
 #   to run as root, so as root it runs as the `postgres` user.
-# - Build dependencies: libpq's headers for diesel's PostgreSQL driver.
+# - Kafka: a real Kafka-protocol broker (tansu, from crates.io; built once and cached by
+#   scripts/install-tansu.sh) on 127.0.0.1:$WEBHOOKS_TEST_KAFKA_PORT (default 59092), storing
+#   its log in SQLite in a temporary directory, removed on exit.
+# - Build dependencies: libpq's headers for diesel's PostgreSQL driver, OpenSSL's for librdkafka.
 #
 # Extra arguments go to the test runner: ./scripts/test.sh -E 'test(config_api)'
 set -euo pipefail
@@ -35,6 +38,10 @@ if ! pkg-config --exists libpq 2>/dev/null; then
     log "installing libpq-dev (PostgreSQL client headers)"
     apt_install libpq-dev pkg-config
 fi
+if ! pkg-config --exists openssl 2>/dev/null; then
+    log "installing libssl-dev (TLS for librdkafka)"
+    apt_install libssl-dev pkg-config
+fi
 if [ -z "$(pg_bindir)" ] || [ ! -x "$(pg_bindir)/initdb" ]; then
     log "installing the PostgreSQL server"
     apt_install postgresql
@@ -48,9 +55,12 @@ run_pg() {
 }
 if [ "$(id -u)" -eq 0 ]; then chown postgres: "$PG_DIR"; fi
 
+KAFKA_DIR="$(mktemp -d /tmp/webhooks-kafka.XXXXXX)"
+KAFKA_PID=""
 cleanup() {
     run_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$PG_DIR"
+    if [ -n "$KAFKA_PID" ]; then kill "$KAFKA_PID" 2>/dev/null || true; wait "$KAFKA_PID" 2>/dev/null || true; fi
+    rm -rf "$PG_DIR" "$KAFKA_DIR"
 }
 trap cleanup EXIT
 
@@ -60,6 +70,22 @@ run_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
     -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     start >/dev/null
 export WEBHOOKS_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+
+TANSU="$(./scripts/install-tansu.sh)"
+KAFKA_PORT="${WEBHOOKS_TEST_KAFKA_PORT:-59092}"
+log "starting a Kafka-protocol broker (tansu) on 127.0.0.1:$KAFKA_PORT"
+# tansu resolves the sqlite:// path against its working directory.
+(cd "$KAFKA_DIR" && exec env -u CLUSTER_ID -u STORAGE_ENGINE "$TANSU" broker \
+    --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --storage-engine "sqlite://tansu.db" >"$KAFKA_DIR/broker.log" 2>&1) &
+KAFKA_PID=$!
+for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; then break; fi
+    if ! kill -0 "$KAFKA_PID" 2>/dev/null; then cat "$KAFKA_DIR/broker.log" >&2; log "tansu exited"; exit 1; fi
+    sleep 0.2
+done
+export WEBHOOKS_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
 
 # --- checks -----------------------------------------------------------------------------------
 log "cargo fmt --check"

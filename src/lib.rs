@@ -9,6 +9,7 @@ pub mod serve; // `webhooks serve`
 pub mod shutdown; // signals → shutdown
 pub mod store; // storage interface, PostgreSQL and SQLite, migrations
 pub mod telemetry; // logging
+pub mod worker; // Kafka consumer, first attempts, durable writes, retry sweep
 
 /// The version printed by `webhooks version` and served by `/_info`; set `WEBHOOKS_VERSION` at
 /// build time to override.

@@ -14,12 +14,9 @@ fn main() -> ExitCode {
             print!("{text}");
             return ExitCode::SUCCESS;
         }
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage(&e),
     };
-    let result = match cli.command {
+    let (result, role) = match cli.command {
         Command::Version => {
             println!(
                 "Version: {}\nDate: {}\nCommit: {}",
@@ -27,28 +24,29 @@ fn main() -> ExitCode {
                 webhooks::BUILD_DATE,
                 webhooks::COMMIT
             );
-            Ok(())
+            return ExitCode::SUCCESS;
         }
         Command::Migrate(args) => {
             telemetry::init(&LogSettings::from_args(&args.log));
-            migrate(&StorageSettings::from_args(&args.storage))
+            return outcome(migrate(&StorageSettings::from_args(&args.storage)));
         }
-        Command::Serve(args) => {
-            let settings = match Settings::from_args(args, &provenance) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            telemetry::init(&settings.log);
-            runtime().and_then(|rt| rt.block_on(serve::run(settings)))
-        }
-        Command::Worker(args) => {
-            telemetry::init(&LogSettings::from_args(&args.log));
-            Err(anyhow::anyhow!("`webhooks worker` is not implemented yet"))
-        }
+        Command::Serve(args) => (Settings::from_args(args, &provenance), serve::Role::Serve),
+        Command::Worker(args) => (Settings::from_args(args, &provenance), serve::Role::Worker),
     };
+    let settings = match result {
+        Ok(s) => s,
+        Err(e) => return usage(&e),
+    };
+    telemetry::init(&settings.log);
+    outcome(runtime().and_then(|rt| rt.block_on(serve::run(settings, role))))
+}
+
+fn usage(e: &cli::UsageError) -> ExitCode {
+    eprintln!("{e}");
+    ExitCode::from(2)
+}
+
+fn outcome(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,14 +1,17 @@
-//! `webhooks serve`: the API server, and (later) the worker in the same process.
+//! `webhooks serve` (the API, with `--worker` the worker too) and `webhooks worker`.
 //!
 //! One shutdown path: SIGINT/SIGTERM stop accepting connections, let in-flight requests finish,
 //! then return.
 
 use anyhow::Context;
 
-use crate::api::{self, AppState};
+use std::sync::Arc;
+
+use crate::api::{self, AppState, Surface};
 use crate::config::Settings;
 use crate::outbound::Outbound;
 use crate::store::{Migrations, Store};
+use crate::worker::Worker;
 
 /// Opens the store as the contract says: SQLite always migrates; PostgreSQL only with
 /// `--auto-migrate`, and otherwise refuses to run on an outdated schema.
@@ -25,23 +28,53 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-/// A started server, for `run` and for tests.
+/// A started process, for `run` and for tests.
 pub struct Running {
     pub server: api::Server,
     pub store: Store,
+    pub worker: Option<Worker>,
 }
 
-/// Opens storage and starts the API on `--listen`.
-pub async fn start(settings: &Settings) -> anyhow::Result<Running> {
+impl Running {
+    /// The one shutdown path: stop accepting HTTP, stop the worker (drain, flush, commit).
+    pub async fn stop(self) {
+        self.server.handle.stop(true).await;
+        if let Some(worker) = self.worker {
+            worker.stop().await;
+        }
+    }
+}
+
+/// Which process this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `webhooks serve`, with the worker when `--worker` is set.
+    Serve,
+    /// `webhooks worker`: the worker and the operational routes.
+    Worker,
+}
+
+/// Opens storage, starts the worker when asked, and serves HTTP on `--listen`.
+pub async fn start(settings: &Settings, role: Role) -> anyhow::Result<Running> {
     warn_unsupported_env();
     let store = open_store(settings).await?;
     let outbound = Outbound::new(&settings.http).context("cannot build the HTTP client")?;
+    let worker = if role == Role::Worker || settings.worker {
+        Some(Worker::start(settings, store.clone(), outbound.clone()).await?)
+    } else {
+        None
+    };
     let state = AppState {
         store: store.clone(),
         outbound,
         max_request_bytes: settings.max_request_bytes,
+        worker: worker.as_ref().map(|w| Arc::clone(&w.status)),
     };
-    let server = api::start(state, &settings.listen)
+    let surface = match role {
+        Role::Serve => Surface::Api,
+        Role::Worker => Surface::Operations,
+    };
+    let server = api::start(state, &settings.listen, surface)
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     tracing::info!(
         addr = %server.addr,
@@ -49,19 +82,19 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Running> {
         kafka_topics = %settings.kafka_topics.join(","),
         "listening"
     );
-    Ok(Running { server, store })
+    Ok(Running {
+        server,
+        store,
+        worker,
+    })
 }
 
-/// `webhooks serve` until a signal arrives.
-pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    if settings.worker {
-        anyhow::bail!("--worker is not implemented yet: run `webhooks serve` without it");
-    }
-    let running = start(&settings).await?;
+/// Runs until SIGINT/SIGTERM, then shuts down cleanly.
+pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
+    let running = start(&settings, role).await?;
     crate::shutdown::signal().await;
     tracing::info!("shutting down");
-    running.server.handle.stop(true).await;
-    running.server.task.await??;
+    running.stop().await;
     Ok(())
 }
 

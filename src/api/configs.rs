@@ -93,6 +93,7 @@ pub async fn insert(
     };
     let stored = config.clone();
     state.store.run(move |q| Ok(q.insert_config(&stored)?)).await?;
+    state.store.notify_config_change();
     tracing::info!(config.id = %config.id, "config created");
     Ok(data(&config))
 }
@@ -118,6 +119,7 @@ pub async fn update(
         })
         .await?;
     if found {
+        state.store.notify_config_change();
         Ok(empty())
     } else {
         Err(ApiError::config_not_found())
@@ -134,6 +136,7 @@ pub async fn delete(id: web::Path<String>, state: web::Data<AppState>) -> Result
     if !found {
         return Err(ApiError::config_not_found());
     }
+    state.store.notify_config_change();
     tracing::info!(config.id = %log_id, "config deleted");
     Ok(empty())
 }
@@ -144,6 +147,7 @@ async fn set_active(id: String, active: bool, state: &AppState) -> Result<HttpRe
         .run(move |q| Ok(q.set_config_active(&id, active, Timestamp::now())?))
         .await?
         .ok_or_else(ApiError::config_not_found)?;
+    state.store.notify_config_change();
     Ok(data(&config))
 }
 

@@ -12,7 +12,17 @@ use crate::VERSION;
 const PROBE_DEADLINE: Duration = Duration::from_secs(2);
 
 pub async fn healthcheck(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match tokio::time::timeout(PROBE_DEADLINE, state.store.ping()).await {
+    let storage = tokio::time::timeout(PROBE_DEADLINE, state.store.ping()).await;
+    if let Some(worker) = &state.worker {
+        if !worker.storage_writes_ok() {
+            return Err(ApiError::unavailable("storage unavailable"));
+        }
+        if matches!(storage, Ok(Ok(()))) && !worker.kafka_ok(PROBE_DEADLINE).await {
+            tracing::warn!("health probe: kafka metadata unreachable");
+            return Err(ApiError::unavailable("kafka unavailable"));
+        }
+    }
+    match storage {
         Ok(Ok(())) => Ok(empty()),
         Ok(Err(e)) => {
             tracing::warn!(error = %super::errors::error_chain(&e), "health probe: storage unavailable");
@@ -26,12 +36,22 @@ pub async fn healthcheck(state: web::Data<AppState>) -> Result<HttpResponse, Api
 }
 
 #[derive(Serialize)]
-struct Info {
+#[serde(rename_all = "camelCase")]
+struct Info<'a> {
     version: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kafka_bootstrap: Option<&'a str>,
 }
 
-pub async fn info() -> HttpResponse {
-    json_response(actix_web::http::StatusCode::OK, &Info { version: VERSION })
+pub async fn info(state: web::Data<AppState>) -> HttpResponse {
+    let kafka_bootstrap = state.worker.as_ref().and_then(|w| w.kafka_bootstrap.as_deref());
+    json_response(
+        actix_web::http::StatusCode::OK,
+        &Info {
+            version: VERSION,
+            kafka_bootstrap,
+        },
+    )
 }
 
 /// The document at the repository root, with `info.version` set to the running version.

@@ -14,7 +14,9 @@ use serde::Serialize;
 
 use crate::outbound::Outbound;
 use crate::store::Store;
+use crate::worker::WorkerStatus;
 pub use errors::ApiError;
+use std::sync::Arc;
 
 /// Shared by every handler.
 #[derive(Debug, Clone)]
@@ -22,6 +24,15 @@ pub struct AppState {
     pub store: Store,
     pub outbound: Outbound,
     pub max_request_bytes: usize,
+    /// Set in a process that runs the worker (`serve --worker`, `worker`).
+    pub worker: Option<Arc<WorkerStatus>>,
+}
+
+/// Which routes a process answers: `serve` the whole API, `worker` only the operational ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Api,
+    Operations,
 }
 
 /// Every (method, path) that `serve` answers; the OpenAPI document must list exactly these.
@@ -41,10 +52,9 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// The route table. Each resource answers 405 for other methods; [`not_found`] covers the rest.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    operational_routes(cfg);
     let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
-    cfg.service(resource("/_healthcheck").route(web::get().to(health::healthcheck)))
-        .service(resource("/_info").route(web::get().to(health::info)))
-        .service(resource("/openapi.yaml").route(web::get().to(health::openapi)))
+    cfg.service(resource("/openapi.yaml").route(web::get().to(health::openapi)))
         .service(
             resource("/configs")
                 .route(web::get().to(configs::list))
@@ -59,6 +69,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/configs/{id}/activate").route(web::put().to(configs::activate)))
         .service(resource("/configs/{id}/deactivate").route(web::put().to(configs::deactivate)))
         .service(resource("/configs/{id}/secret/change").route(web::put().to(configs::change_secret)));
+}
+
+/// What `webhooks worker` serves (spec §1.1).
+pub fn operational_routes(cfg: &mut web::ServiceConfig) {
+    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    cfg.service(resource("/_healthcheck").route(web::get().to(health::healthcheck)))
+        .service(resource("/_info").route(web::get().to(health::info)));
 }
 
 async fn method_not_allowed() -> HttpResponse {
@@ -135,12 +152,15 @@ pub struct Server {
 }
 
 /// Binds `listen` and starts serving; signals are handled by the caller (one shutdown path).
-pub fn start(state: AppState, listen: &str) -> std::io::Result<Server> {
+pub fn start(state: AppState, listen: &str, surface: Surface) -> std::io::Result<Server> {
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .configure(routes)
+            .configure(match surface {
+                Surface::Api => routes,
+                Surface::Operations => operational_routes,
+            })
             .default_service(web::to(not_found))
     })
     .disable_signals()

@@ -79,7 +79,10 @@ impl ConfigInput {
         Ok(ConfigInput {
             endpoint: endpoint.to_owned(),
             secret,
-            event_types: event_types.iter().map(|t| t.to_lowercase()).collect(),
+            event_types: event_types
+                .iter()
+                .map(|t| crate::domain::event::to_lower(t))
+                .collect(),
         })
     }
 }

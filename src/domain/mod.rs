@@ -1,9 +1,11 @@
 //! Pure rules, no I/O: parsing, validation, signing, timestamps.
 
+pub mod backoff;
 pub mod boolean;
 pub mod config;
 pub mod duration;
 pub mod endpoint;
+pub mod event;
 pub mod json;
 pub mod secret;
 pub mod signature;

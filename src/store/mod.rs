@@ -9,6 +9,7 @@
 //! "Not found" is not an error here: lookups return `Option`/`bool` and the API decides.
 
 pub mod migrate;
+pub mod model;
 mod queries;
 pub mod schema;
 pub mod types;
@@ -62,6 +63,8 @@ pub enum Migrations {
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<Backend>,
+    /// Signalled after every config change made through this handle (in-process cache refresh).
+    config_changes: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Store {
@@ -108,6 +111,7 @@ impl Store {
         };
         Ok(Store {
             backend: Arc::new(backend),
+            config_changes: Arc::default(),
         })
     }
 
@@ -130,6 +134,15 @@ impl Store {
             Backend::Sqlite(pool) => f(&mut *pool.get()?),
         })
         .await?
+    }
+
+    /// Tells in-process config caches that configs changed.
+    pub fn notify_config_change(&self) {
+        self.config_changes.notify_one();
+    }
+
+    pub fn config_changes(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.config_changes)
     }
 
     /// Probes the database with a query on the schema (used by `/_healthcheck`).

@@ -7,9 +7,14 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
+use std::collections::HashSet;
+
 use crate::domain::config::Config;
 use crate::domain::time::Timestamp;
-use crate::store::schema::{configs, deliveries};
+use crate::store::model::{
+    AttemptRow, Claimed, Completion, DeliveryRow, FirstAttempt, NewAttempt, NewDelivery,
+};
+use crate::store::schema::{attempts, configs, deliveries};
 use crate::store::types::{DbList, DbTime};
 
 /// Exact-match filters of `GET /configs`.
@@ -44,7 +49,31 @@ pub trait Queries {
     /// Sets the secret unless it is already the current one; None when unknown.
     fn change_config_secret(&mut self, id: &str, secret: &str, now: Timestamp)
         -> QueryResult<Option<Config>>;
+
+    /// Active, live configs: what the worker matches events against.
+    fn active_configs(&mut self) -> QueryResult<Vec<Config>>;
+    /// Changes whenever any config changes (latest `updated_at`, row count): a cheap poll.
+    fn configs_fingerprint(&mut self) -> QueryResult<(Option<Timestamp>, i64)>;
+    /// Writes deliveries with their first attempt in one transaction. A delivery that already
+    /// exists (a re-consumed record) wins: neither it nor its history is touched.
+    fn record_first_attempts(&mut self, batch: &[FirstAttempt], now: Timestamp) -> QueryResult<()>;
+    /// Returns leases older than `cutoff` to `pending` (due now); cancels pending rows of
+    /// deleted configs. Returns the number of leases recovered.
+    fn recover_stale(&mut self, cutoff: Timestamp, now: Timestamp) -> QueryResult<usize>;
+    /// Claims up to `limit` due deliveries of active configs (lease = `now`).
+    fn claim_due(&mut self, limit: i64, now: Timestamp) -> QueryResult<Vec<Claimed>>;
+    /// Applies completions whose lease is still theirs; returns how many applied.
+    fn complete_claims(&mut self, batch: &[Completion], now: Timestamp) -> QueryResult<usize>;
+    /// The earliest `next_attempt_at` among claimable rows.
+    fn next_due(&mut self) -> QueryResult<Option<Timestamp>>;
+    /// Deliveries of a config, oldest first.
+    fn deliveries_of_config(&mut self, config_id: &str) -> QueryResult<Vec<DeliveryRow>>;
+    /// Attempts of a delivery, in call order.
+    fn attempts_of_delivery(&mut self, delivery_id: &str) -> QueryResult<Vec<AttemptRow>>;
 }
+
+/// Rows per INSERT statement: well under SQLite's and PostgreSQL's bound-parameter limits.
+const WRITE_CHUNK: usize = 500;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = configs)]
@@ -75,7 +104,7 @@ impl From<ConfigRow> for Config {
 }
 
 macro_rules! backend_queries {
-    ($conn:ty, $write_tx:ident, $configs_changed:path) => {
+    ($conn:ty, $write_tx:ident, $configs_changed:path, $insert_deliveries:path, $insert_attempts:path, [$($lock:tt)*]) => {
         fn live_config(conn: &mut $conn, id: &str) -> QueryResult<Option<Config>> {
             configs::table
                 .filter(configs::id.eq(id))
@@ -249,6 +278,232 @@ macro_rules! backend_queries {
                     Ok(Some(config))
                 })
             }
+            fn active_configs(&mut self) -> QueryResult<Vec<Config>> {
+                Ok(configs::table
+                    .filter(configs::deleted_at.is_null())
+                    .filter(configs::active.eq(true))
+                    .select(ConfigRow::as_select())
+                    .load::<ConfigRow>(self)?
+                    .into_iter()
+                    .map(Config::from)
+                    .collect())
+            }
+
+            fn configs_fingerprint(&mut self) -> QueryResult<(Option<Timestamp>, i64)> {
+                let (latest, count): (Option<DbTime>, i64) = configs::table
+                    .select((diesel::dsl::max(configs::updated_at), diesel::dsl::count_star()))
+                    .first(self)?;
+                Ok((latest.map(|t| t.0), count))
+            }
+
+            fn record_first_attempts(&mut self, batch: &[FirstAttempt], now: Timestamp) -> QueryResult<()> {
+                self.$write_tx(|conn| {
+                    let ids: Vec<&str> = batch.iter().map(|f| f.delivery.id.as_str()).collect();
+                    let mut existing: HashSet<String> = HashSet::new();
+                    for chunk in ids.chunks(WRITE_CHUNK) {
+                        existing.extend(
+                            deliveries::table
+                                .select(deliveries::id)
+                                .filter(deliveries::id.eq_any(chunk))
+                                .load::<String>(conn)?,
+                        );
+                    }
+                    let new: Vec<&FirstAttempt> =
+                        batch.iter().filter(|f| !existing.contains(&f.delivery.id)).collect();
+                    if new.is_empty() {
+                        return Ok(());
+                    }
+                    let rows: Vec<NewDelivery> = new.iter().map(|f| f.delivery.clone()).collect();
+                    $insert_deliveries(conn, &rows)?;
+                    let attempts: Vec<NewAttempt> = new.iter().map(|f| f.attempt.clone()).collect();
+                    $insert_attempts(conn, &attempts)?;
+                    let inserted: Vec<&str> = new.iter().map(|f| f.delivery.id.as_str()).collect();
+                    // A config deleted while the first call was in flight: its delivery ends here.
+                    diesel::update(
+                        deliveries::table
+                            .filter(deliveries::id.eq_any(&inserted))
+                            .filter(deliveries::status.ne("succeeded"))
+                            .filter(deliveries::config_id.eq_any(
+                                configs::table.select(configs::id).filter(configs::deleted_at.is_not_null()),
+                            )),
+                    )
+                    .set((
+                        deliveries::status.eq("cancelled"),
+                        deliveries::next_attempt_at.eq(None::<DbTime>),
+                        deliveries::updated_at.eq(DbTime(now)),
+                    ))
+                    .execute(conn)?;
+                    Ok(())
+                })
+            }
+
+            fn recover_stale(&mut self, cutoff: Timestamp, now: Timestamp) -> QueryResult<usize> {
+                self.$write_tx(|conn| {
+                    let recovered = diesel::update(
+                        deliveries::table
+                            .filter(deliveries::status.eq("delivering"))
+                            .filter(deliveries::claimed_at.lt(DbTime(cutoff))),
+                    )
+                    .set((
+                        deliveries::status.eq("pending"),
+                        deliveries::next_attempt_at.eq(Some(DbTime(now))),
+                        deliveries::claimed_at.eq(None::<DbTime>),
+                        deliveries::updated_at.eq(DbTime(now)),
+                    ))
+                    .execute(conn)?;
+                    diesel::update(
+                        deliveries::table.filter(deliveries::status.eq("pending")).filter(
+                            deliveries::config_id.eq_any(
+                                configs::table.select(configs::id).filter(configs::deleted_at.is_not_null()),
+                            ),
+                        ),
+                    )
+                    .set((
+                        deliveries::status.eq("cancelled"),
+                        deliveries::next_attempt_at.eq(None::<DbTime>),
+                        deliveries::updated_at.eq(DbTime(now)),
+                    ))
+                    .execute(conn)?;
+                    Ok(recovered)
+                })
+            }
+
+            fn claim_due(&mut self, limit: i64, now: Timestamp) -> QueryResult<Vec<Claimed>> {
+                self.$write_tx(|conn| {
+                    let ids: Vec<String> = deliveries::table
+                        .select(deliveries::id)
+                        .filter(deliveries::status.eq("pending"))
+                        .filter(deliveries::next_attempt_at.le(DbTime(now)))
+                        .filter(deliveries::config_id.eq_any(
+                            configs::table
+                                .select(configs::id)
+                                .filter(configs::active.eq(true))
+                                .filter(configs::deleted_at.is_null()),
+                        ))
+                        .order((deliveries::next_attempt_at.asc(), deliveries::id.asc()))
+                        .limit(limit)
+                        $($lock)*
+                        .load(conn)?;
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    diesel::update(deliveries::table.filter(deliveries::id.eq_any(&ids)))
+                        .set((
+                            deliveries::status.eq("delivering"),
+                            deliveries::claimed_at.eq(Some(DbTime(now))),
+                            deliveries::updated_at.eq(DbTime(now)),
+                        ))
+                        .execute(conn)?;
+                    diesel::update(
+                        deliveries::table
+                            .filter(deliveries::id.eq_any(&ids))
+                            .filter(deliveries::first_attempt_at.is_null()),
+                    )
+                    .set(deliveries::first_attempt_at.eq(Some(DbTime(now))))
+                    .execute(conn)?;
+                    deliveries::table
+                        .inner_join(configs::table)
+                        .filter(deliveries::id.eq_any(&ids))
+                        .select((
+                            deliveries::id,
+                            deliveries::idempotency_key,
+                            deliveries::payload,
+                            deliveries::attempt_count,
+                            deliveries::replay_generation,
+                            deliveries::first_attempt_at,
+                            deliveries::next_attempt_at,
+                            deliveries::claimed_at,
+                            deliveries::config_id,
+                            configs::endpoint,
+                            configs::secret,
+                        ))
+                        .load::<Claimed>(conn)
+                })
+            }
+
+            fn complete_claims(&mut self, batch: &[Completion], now: Timestamp) -> QueryResult<usize> {
+                self.$write_tx(|conn| {
+                    let mut applied = Vec::with_capacity(batch.len());
+                    for c in batch {
+                        let target = deliveries::table
+                            .filter(deliveries::id.eq(&c.delivery_id))
+                            .filter(deliveries::status.eq("delivering"))
+                            .filter(deliveries::claimed_at.eq(DbTime(c.claimed_at)));
+                        let settled = (
+                            deliveries::status.eq(c.status),
+                            deliveries::next_attempt_at.eq(c.next_attempt_at.map(DbTime)),
+                            deliveries::claimed_at.eq(None::<DbTime>),
+                            deliveries::last_error.eq(&c.last_error),
+                            deliveries::updated_at.eq(DbTime(now)),
+                        );
+                        // Without a call (a pre-check gave up) the last call's facts stay as they were.
+                        let n = match &c.attempt {
+                            Some(_) => diesel::update(target)
+                                .set((
+                                    settled,
+                                    deliveries::attempt_count.eq(c.attempt_count),
+                                    deliveries::last_attempt_at.eq(c.last_attempt_at.map(DbTime)),
+                                    deliveries::last_status_code.eq(c.last_status_code),
+                                ))
+                                .execute(conn)?,
+                            None => diesel::update(target).set(settled).execute(conn)?,
+                        };
+                        if n == 0 {
+                            continue;
+                        }
+                        if let Some(a) = &c.attempt {
+                            $insert_attempts(conn, std::slice::from_ref(a))?;
+                        }
+                        applied.push(c.delivery_id.as_str());
+                    }
+                    if !applied.is_empty() {
+                        diesel::update(
+                            deliveries::table
+                                .filter(deliveries::id.eq_any(&applied))
+                                .filter(deliveries::status.ne("succeeded"))
+                                .filter(deliveries::config_id.eq_any(
+                                    configs::table.select(configs::id).filter(configs::deleted_at.is_not_null()),
+                                )),
+                        )
+                        .set((
+                            deliveries::status.eq("cancelled"),
+                            deliveries::next_attempt_at.eq(None::<DbTime>),
+                        ))
+                        .execute(conn)?;
+                    }
+                    Ok(applied.len())
+                })
+            }
+
+            fn deliveries_of_config(&mut self, config_id: &str) -> QueryResult<Vec<DeliveryRow>> {
+                deliveries::table
+                    .filter(deliveries::config_id.eq(config_id))
+                    .order((deliveries::created_at.asc(), deliveries::id.asc()))
+                    .select(DeliveryRow::as_select())
+                    .load(self)
+            }
+
+            fn attempts_of_delivery(&mut self, delivery_id: &str) -> QueryResult<Vec<AttemptRow>> {
+                attempts::table
+                    .filter(attempts::delivery_id.eq(delivery_id))
+                    .order((attempts::replay_generation.asc(), attempts::attempt_number.asc()))
+                    .select(AttemptRow::as_select())
+                    .load(self)
+            }
+
+            fn next_due(&mut self) -> QueryResult<Option<Timestamp>> {
+                let due: Option<DbTime> = deliveries::table
+                    .select(diesel::dsl::min(deliveries::next_attempt_at))
+                    .filter(deliveries::status.eq("pending"))
+                    .filter(deliveries::config_id.eq_any(
+                        configs::table
+                            .select(configs::id)
+                            .filter(configs::active.eq(true))
+                            .filter(configs::deleted_at.is_null()),
+                    ))
+                    .first(self)?;
+                Ok(due.map(|t| t.0))
+            }
         }
     };
 }
@@ -263,7 +518,35 @@ mod postgres {
         Ok(())
     }
 
-    backend_queries!(PgConnection, transaction, notify);
+    /// Multi-row inserts; a row another worker wrote first is absorbed.
+    fn insert_deliveries(conn: &mut PgConnection, rows: &[NewDelivery]) -> QueryResult<()> {
+        for chunk in rows.chunks(WRITE_CHUNK) {
+            diesel::insert_into(deliveries::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
+    fn insert_attempts(conn: &mut PgConnection, rows: &[NewAttempt]) -> QueryResult<()> {
+        for chunk in rows.chunks(WRITE_CHUNK) {
+            diesel::insert_into(attempts::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
+    backend_queries!(
+        PgConnection,
+        transaction,
+        notify,
+        insert_deliveries,
+        insert_attempts,
+        [.for_update().skip_locked()]
+    );
 }
 
 mod sqlite {
@@ -274,5 +557,34 @@ mod sqlite {
         Ok(())
     }
 
-    backend_queries!(SqliteConnection, immediate_transaction, notify);
+    /// One prepared statement per row inside the caller's transaction: SQLite has no DEFAULT
+    /// keyword for diesel's multi-row form, and single-row inserts in one transaction are cheap.
+    fn insert_deliveries(conn: &mut SqliteConnection, rows: &[NewDelivery]) -> QueryResult<()> {
+        for row in rows {
+            diesel::insert_into(deliveries::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
+    fn insert_attempts(conn: &mut SqliteConnection, rows: &[NewAttempt]) -> QueryResult<()> {
+        for row in rows {
+            diesel::insert_into(attempts::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
+    backend_queries!(
+        SqliteConnection,
+        immediate_transaction,
+        notify,
+        insert_deliveries,
+        insert_attempts,
+        []
+    );
 }

@@ -85,3 +85,6 @@ impl FromSql<TextList, Sqlite> for DbList {
         Ok(DbList(serde_json::from_str(&s)?))
     }
 }
+
+/// Both representations order like time (SQLite's text is fixed-width), so MIN/MAX are valid.
+impl diesel::sql_types::SqlOrd for Ts {}

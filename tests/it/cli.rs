@@ -12,7 +12,7 @@ use crate::harness::{admin_connection, postgres_base_url, Backend, TestDb};
 const BIN: &str = env!("CARGO_BIN_EXE_webhooks");
 
 /// A command with a clean environment: no variable of ours leaks in from the developer's shell.
-fn webhooks(args: &[&str]) -> Command {
+pub(crate) fn webhooks(args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_clear()
@@ -55,9 +55,9 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 /// A started server process, killed on drop.
-struct Served {
-    child: Child,
-    addr: String,
+pub(crate) struct Served {
+    pub child: Child,
+    pub addr: String,
     listening: serde_json::Value,
 }
 
@@ -69,7 +69,7 @@ impl Drop for Served {
 }
 
 /// Starts `webhooks serve` with JSON logs and waits (bounded) for its `listening` line.
-fn serve(mut cmd: Command) -> Result<Served, String> {
+pub(crate) fn serve(mut cmd: Command) -> Result<Served, String> {
     cmd.arg("--json-formatting-logger")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -129,8 +129,8 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     /// Kept for the test's lifetime: dropping it removes the database.
-    _db: TestDb,
-    _running: serve::Running,
+    db: TestDb,
+    running: Option<serve::Running>,
 }
 
 pub struct Reply {
@@ -169,7 +169,7 @@ impl TestApp {
         let flag = db.flag();
         let mut args = vec!["--listen=127.0.0.1:0", "--auto-migrate", flag.as_str()];
         args.extend_from_slice(extra);
-        let running = serve::start(&settings(&args))
+        let running = serve::start(&settings(&args), serve::Role::Serve)
             .await
             .unwrap_or_else(|e| panic!("serve::start: {e:#}"));
         TestApp {
@@ -178,8 +178,8 @@ impl TestApp {
                 .no_proxy()
                 .build()
                 .unwrap_or_else(|e| panic!("{e}")),
-            _db: db,
-            _running: running,
+            db,
+            running: Some(running),
         }
     }
 
@@ -221,6 +221,42 @@ impl TestApp {
     pub async fn send_json(&self, method: &str, path: &str, body: &str) -> Reply {
         self.request(method, path, Some(body), Some("application/json"))
             .await
+    }
+
+    /// The database, for a restart on the same data (after [`TestApp::stop`]).
+    pub fn into_db(self) -> TestDb {
+        self.db
+    }
+
+    pub fn store(&self) -> webhooks::store::Store {
+        match &self.running {
+            Some(r) => r.store.clone(),
+            None => panic!("stopped"),
+        }
+    }
+
+    /// Stops like SIGTERM would: HTTP, then the worker (drain, flush, commit).
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+
+    /// Deliveries of a config as stored.
+    pub async fn deliveries(&self, config_id: &str) -> Vec<webhooks::store::model::DeliveryRow> {
+        let id = config_id.to_owned();
+        self.store()
+            .run(move |q| Ok(q.deliveries_of_config(&id)?))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn attempts(&self, delivery_id: &str) -> Vec<webhooks::store::model::AttemptRow> {
+        let id = delivery_id.to_owned();
+        self.store()
+            .run(move |q| Ok(q.attempts_of_delivery(&id)?))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Creates a config and returns its JSON.
@@ -275,6 +311,7 @@ impl Received {
 pub struct Receiver {
     pub addr: SocketAddr,
     status: Arc<AtomicU16>,
+    retry_after: Arc<Mutex<Option<String>>>,
     received: Arc<Mutex<Vec<Received>>>,
     task: JoinHandle<()>,
 }
@@ -287,13 +324,18 @@ impl Receiver {
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let status = Arc::new(AtomicU16::new(status));
         let received = Arc::new(Mutex::new(Vec::new()));
-        let (s, r) = (Arc::clone(&status), Arc::clone(&received));
+        let retry_after: Arc<Mutex<Option<String>>> = Arc::default();
+        let (s, r, ra) = (
+            Arc::clone(&status),
+            Arc::clone(&received),
+            Arc::clone(&retry_after),
+        );
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (s, r) = (Arc::clone(&s), Arc::clone(&r));
+                let (s, r, ra) = (Arc::clone(&s), Arc::clone(&r), Arc::clone(&ra));
                 tokio::spawn(async move {
                     let service = service_fn(move |req: hyper::Request<Incoming>| {
-                        let (s, r) = (Arc::clone(&s), Arc::clone(&r));
+                        let (s, r, ra) = (Arc::clone(&s), Arc::clone(&r), Arc::clone(&ra));
                         async move {
                             let (parts, body) = req.into_parts();
                             let body = body
@@ -319,6 +361,12 @@ impl Receiver {
                             let mut resp = hyper::Response::new(Full::new(Bytes::from_static(b"ok")));
                             *resp.status_mut() = hyper::StatusCode::from_u16(s.load(Ordering::SeqCst))
                                 .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+                            let retry_after = ra.lock().ok().and_then(|v| v.clone());
+                            if let Some(v) =
+                                retry_after.and_then(|v| hyper::header::HeaderValue::from_str(&v).ok())
+                            {
+                                resp.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+                            }
                             Ok::<_, std::convert::Infallible>(resp)
                         }
                     });
@@ -331,6 +379,7 @@ impl Receiver {
         Receiver {
             addr,
             status,
+            retry_after,
             received,
             task,
         }
@@ -342,6 +391,16 @@ impl Receiver {
 
     pub fn set_status(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
+    }
+
+    pub fn set_retry_after(&self, value: &str) {
+        if let Ok(mut v) = self.retry_after.lock() {
+            *v = Some(value.to_owned());
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().map(|r| r.len()).unwrap_or(0)
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -399,6 +458,25 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.cut();
+    }
+}
+
+/// Polls `check` until it returns Some or the deadline passes (then panics with `what`).
+pub async fn eventually<T, F, Fut>(deadline: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

@@ -1,9 +1,13 @@
 //! The integration suite: one binary, real PostgreSQL and SQLite, real HTTP on 127.0.0.1.
 
 mod harness;
+mod kafka;
 
 mod cli;
 mod config_api;
+mod crash;
+mod delivery;
 mod migrations;
 mod openapi;
+mod sweep;
 mod test_route;

@@ -1,0 +1,176 @@
+//! The in-memory index of active configs that matching reads (no database query per event).
+//!
+//! It follows changes three ways: an in-process signal from the API (`serve --worker`), a cheap
+//! fingerprint poll of the configs table every 250 ms (other processes, either backend), and a
+//! full reload every minute as a safety net.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::config::Config;
+use crate::domain::time::Timestamp;
+use crate::store::Store;
+
+const POLL: Duration = Duration::from_millis(250);
+const FULL_RELOAD: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default)]
+struct Index {
+    exact: HashMap<String, Vec<Arc<Config>>>,
+    /// (prefix, config): `ledger.*` is stored as `ledger.`, `*` as the empty prefix.
+    wildcards: Vec<(String, Arc<Config>)>,
+}
+
+impl Index {
+    fn build(configs: Vec<Config>) -> Index {
+        let mut index = Index::default();
+        for config in configs {
+            let config = Arc::new(config);
+            for pattern in &config.event_types {
+                if let Some(prefix) = pattern
+                    .strip_suffix('*')
+                    .filter(|p| p.is_empty() || p.ends_with('.'))
+                {
+                    index.wildcards.push((prefix.to_owned(), Arc::clone(&config)));
+                } else {
+                    index
+                        .exact
+                        .entry(pattern.clone())
+                        .or_default()
+                        .push(Arc::clone(&config));
+                }
+            }
+        }
+        index
+    }
+}
+
+/// Shared, cheaply readable index.
+#[derive(Debug, Default)]
+pub struct ConfigCache {
+    index: RwLock<Arc<Index>>,
+}
+
+impl ConfigCache {
+    /// Configs matching a normalised event type, one entry per config.
+    pub fn matching(&self, event_type: &str) -> Vec<Arc<Config>> {
+        let index = self.index.read().map(|i| Arc::clone(&i)).unwrap_or_default();
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let exact = index.exact.get(event_type).into_iter().flatten();
+        let wild = index
+            .wildcards
+            .iter()
+            .filter(|(prefix, _)| {
+                event_type.starts_with(prefix.as_str()) && event_type.len() > prefix.len()
+                    || prefix.is_empty()
+            })
+            .map(|(_, c)| c);
+        for config in exact.chain(wild) {
+            if seen.insert(config.id.as_str()) {
+                out.push(Arc::clone(config));
+            }
+        }
+        out
+    }
+
+    fn replace(&self, configs: Vec<Config>) {
+        let index = Arc::new(Index::build(configs));
+        if let Ok(mut slot) = self.index.write() {
+            *slot = index;
+        }
+    }
+
+    /// Loads once (errors propagate: the worker cannot match without configs).
+    pub async fn load(&self, store: &Store) -> Result<(), crate::store::StoreError> {
+        let configs = store.run(|q| Ok(q.active_configs()?)).await?;
+        self.replace(configs);
+        Ok(())
+    }
+
+    /// Keeps the index current until `shutdown`.
+    pub async fn follow(self: Arc<Self>, store: Store, shutdown: CancellationToken) {
+        let changes = store.config_changes();
+        let mut last: Option<(Option<Timestamp>, i64)> = None;
+        let mut last_full = Instant::now();
+        loop {
+            let nudged = tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = changes.notified() => true,
+                () = tokio::time::sleep(POLL) => false,
+            };
+            let fingerprint = match store.run(|q| Ok(q.configs_fingerprint()?)).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(error = %crate::api::errors::error_chain(&e), "config cache: cannot poll configs");
+                    continue;
+                }
+            };
+            let stale = nudged || last != Some(fingerprint) || last_full.elapsed() >= FULL_RELOAD;
+            if !stale {
+                continue;
+            }
+            match self.load(&store).await {
+                Ok(()) => {
+                    last = Some(fingerprint);
+                    last_full = Instant::now();
+                }
+                Err(e) => {
+                    tracing::error!(error = %crate::api::errors::error_chain(&e), "config cache: reload failed")
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(id: &str, types: &[&str]) -> Config {
+        let now = Timestamp::now();
+        Config {
+            endpoint: "https://x".into(),
+            secret: "s".into(),
+            event_types: types.iter().map(|t| (*t).to_owned()).collect(),
+            id: id.into(),
+            active: true,
+            name: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn ids(cache: &ConfigCache, t: &str) -> Vec<String> {
+        let mut v: Vec<String> = cache.matching(t).iter().map(|c| c.id.clone()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn exact_and_wildcard_matches_one_per_config() {
+        let cache = ConfigCache::default();
+        cache.replace(vec![
+            config("a", &["ledger.committed_transactions", "ledger.*"]),
+            config("b", &["ledger.*"]),
+            config("c", &["*"]),
+            config("d", &["payments.x"]),
+        ]);
+        assert_eq!(ids(&cache, "ledger.committed_transactions"), ["a", "b", "c"]);
+        assert_eq!(ids(&cache, "ledger.saved_metadata"), ["a", "b", "c"]);
+        assert_eq!(ids(&cache, "ledger"), ["c"]);
+        assert_eq!(ids(&cache, "payments.x"), ["c", "d"]);
+        assert_eq!(ids(&cache, "payments.y"), ["c"]);
+    }
+
+    #[test]
+    fn star_inside_a_type_is_literal() {
+        let cache = ConfigCache::default();
+        cache.replace(vec![config("a", &["led*"])]);
+        assert!(ids(&cache, "ledger").is_empty());
+        assert_eq!(ids(&cache, "led*"), ["a"]);
+    }
+}

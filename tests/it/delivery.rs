@@ -1,0 +1,350 @@
+//! The worker end to end: a real Kafka-protocol broker, real receivers on 127.0.0.1, both
+//! storage backends (spec §4, §5, §9.2).
+
+use std::time::Duration;
+
+use crate::both_backends;
+use crate::harness::{eventually, Backend, Receiver, TestApp, TestDb};
+use crate::kafka::{self, Producer};
+use webhooks::domain::event::delivery_id;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `serve --worker` on the test broker, its own topic and group; extra flags appended.
+async fn worker_app(backend: Backend, topic: &str, extra: &[&str]) -> TestApp {
+    worker_app_on(TestDb::new(backend), topic, &kafka::unique("group"), extra).await
+}
+
+async fn worker_app_on(db: TestDb, topic: &str, group: &str, extra: &[&str]) -> TestApp {
+    let broker = format!("--publisher-kafka-broker={}", kafka::bootstrap());
+    let topics = format!("--kafka-topics={topic}");
+    let group = format!("--publisher-queue-group={group}");
+    let mut args = vec![
+        "--worker",
+        "--publisher-kafka-enabled",
+        broker.as_str(),
+        topics.as_str(),
+        group.as_str(),
+        "--allow-private-endpoints",
+    ];
+    args.extend_from_slice(extra);
+    TestApp::spawn_on(db, &args).await
+}
+
+async fn topic() -> String {
+    let topic = kafka::unique("events");
+    kafka::create_topic(&kafka::bootstrap(), &topic, 1).await;
+    topic
+}
+
+const RECORD: &str = r#"{"app":"ledger","version":"v2","type":"COMMITTED_TRANSACTIONS","date":"2024-05-01T10:00:00Z","ledger":"default","payload":{"b":1,"a":2}}"#;
+const BODY: &str = r#"{"idempotency_key":"","date":"2024-05-01T10:00:00Z","app":"ledger","version":"v2","type":"ledger.committed_transactions","payload":{"b":1,"a":2}}"#;
+
+both_backends!(
+    event_reaches_every_matching_active_config_signed,
+    |backend| async move {
+        let topic = topic().await;
+        let app = worker_app(backend, &topic, &[]).await;
+        let (exact, wildcard, inactive, deleted, other) = (
+            Receiver::start(200).await,
+            Receiver::start(200).await,
+            Receiver::start(200).await,
+            Receiver::start(200).await,
+            Receiver::start(200).await,
+        );
+        let c_exact = app
+            .create_config(&exact.url("/h"), &["ledger.committed_transactions"])
+            .await;
+        let c_wild = app.create_config(&wildcard.url("/h"), &["ledger.*"]).await;
+        let c_inactive = app
+            .create_config(&inactive.url("/h"), &["ledger.committed_transactions"])
+            .await;
+        let c_deleted = app
+            .create_config(&deleted.url("/h"), &["ledger.committed_transactions"])
+            .await;
+        let c_other = app.create_config(&other.url("/h"), &["payments.created"]).await;
+        let id = |c: &serde_json::Value| c["id"].as_str().unwrap_or_default().to_owned();
+        app.request(
+            "PUT",
+            &format!("/configs/{}/deactivate", id(&c_inactive)),
+            None,
+            None,
+        )
+        .await;
+        app.request("DELETE", &format!("/configs/{}", id(&c_deleted)), None, None)
+            .await;
+
+        Producer::new(&kafka::bootstrap())
+            .send(&topic, RECORD.as_bytes(), None)
+            .await;
+
+        for (receiver, config) in [(&exact, &c_exact), (&wildcard, &c_wild)] {
+            let got = eventually(WAIT, "the signed delivery", || async {
+                receiver.received().first().cloned()
+            })
+            .await;
+            assert_eq!(String::from_utf8_lossy(&got.body), BODY);
+            assert!(got.signature_valid(config["secret"].as_str().unwrap_or_default()));
+            let expected_id = delivery_id(&format!("{topic}/0/0"), &id(config));
+            assert_eq!(got.header("formance-webhook-id"), Some(expected_id.as_str()));
+            assert_eq!(got.header("formance-webhook-test"), Some("false"));
+            assert_eq!(got.header("formance-webhook-idempotency-key"), None);
+            let rows = eventually(WAIT, "the delivery row", || async {
+                let rows = app.deliveries(&id(config)).await;
+                rows.iter()
+                    .all(|d| d.status == "succeeded")
+                    .then_some(rows)
+                    .filter(|r| !r.is_empty())
+            })
+            .await;
+            assert_eq!(rows.len(), 1);
+            assert_eq!((rows[0].attempt_count, rows[0].last_status_code), (1, Some(200)));
+            assert_eq!(rows[0].payload, BODY);
+        }
+        // The record's deliveries are written together; none exists for the others.
+        for config in [&c_inactive, &c_deleted, &c_other] {
+            assert!(app.deliveries(&id(config)).await.is_empty());
+        }
+        assert_eq!(inactive.count() + deleted.count() + other.count(), 0);
+
+        // A config created now receives the next event.
+        let late = Receiver::start(200).await;
+        app.create_config(&late.url("/h"), &["ledger.*"]).await;
+        Producer::new(&kafka::bootstrap())
+            .send(&topic, RECORD.as_bytes(), Some("evt-2"))
+            .await;
+        eventually(WAIT, "the new config's delivery", || async {
+            (late.count() == 1).then_some(())
+        })
+        .await;
+    }
+);
+
+both_backends!(
+    malformed_records_are_skipped_and_good_ones_delivered,
+    |backend| async move {
+        let topic = topic().await;
+        let app = worker_app(backend, &topic, &[]).await;
+        let receiver = Receiver::start(200).await;
+        app.create_config(&receiver.url("/h"), &["t"]).await;
+        let producer = Producer::new(&kafka::bootstrap());
+        for value in [
+            &b"not json"[..],
+            br#"{"type":"t","payload":1}"#,
+            br#"{"type":""}"#,
+            b"\xff\xfe",
+            br#"{"type":"t","date":"yesterday"}"#,
+            br#"{"type":"t","payload":2}"#,
+        ] {
+            producer.send(&topic, value, None).await;
+        }
+        eventually(WAIT, "both good records", || async {
+            (receiver.count() == 2).then_some(())
+        })
+        .await;
+        let bodies: Vec<String> = receiver
+            .received()
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+            .collect();
+        assert!(bodies.iter().any(|b| b.ends_with("\"payload\":1}")), "{bodies:?}");
+        assert!(bodies.iter().any(|b| b.ends_with("\"payload\":2}")), "{bodies:?}");
+    }
+);
+
+/// The reference's e2e settings (spec §5.3).
+const E2E: &[&str] = &["--retry-period=1s", "--min-backoff-delay=1s", "--abort-after=3s"];
+
+both_backends!(
+    always_500_makes_exactly_three_calls_then_fails,
+    |backend| async move {
+        let topic = topic().await;
+        let app = worker_app(backend, &topic, E2E).await;
+        let receiver = Receiver::start(500).await;
+        let c = app.create_config(&receiver.url("/h"), &["t"]).await;
+        let config_id = c["id"].as_str().unwrap_or_default().to_owned();
+        Producer::new(&kafka::bootstrap())
+            .send(&topic, br#"{"type":"t"}"#, None)
+            .await;
+        let row = eventually(WAIT, "the delivery to fail", || async {
+            app.deliveries(&config_id)
+                .await
+                .into_iter()
+                .find(|d| d.status == "failed")
+        })
+        .await;
+        assert_eq!(receiver.count(), 3);
+        assert_eq!(
+            (row.attempt_count, row.last_status_code, row.last_error.as_str()),
+            (3, Some(500), "retry window exceeded")
+        );
+        let ids: Vec<Option<String>> = receiver
+            .received()
+            .iter()
+            .map(|r| r.header("formance-webhook-id").map(str::to_owned))
+            .collect();
+        assert!(
+            ids.iter().all(|i| i.as_deref() == Some(row.id.as_str())),
+            "{ids:?}"
+        );
+        let attempts = app.attempts(&row.id).await;
+        assert_eq!(attempts.len(), 3);
+        assert!(attempts
+            .iter()
+            .all(|a| a.outcome == "retryable_failure" && a.status_code == 500));
+    }
+);
+
+both_backends!(status_500_then_200_succeeds_after_a_retry, |backend| async move {
+    let topic = topic().await;
+    let app = worker_app(backend, &topic, E2E).await;
+    let receiver = Receiver::start(500).await;
+    let c = app.create_config(&receiver.url("/h"), &["t"]).await;
+    let config_id = c["id"].as_str().unwrap_or_default().to_owned();
+    Producer::new(&kafka::bootstrap())
+        .send(&topic, br#"{"type":"t"}"#, None)
+        .await;
+    eventually(WAIT, "the first call", || async {
+        (receiver.count() >= 1).then_some(())
+    })
+    .await;
+    receiver.set_status(200);
+    let row = eventually(WAIT, "success", || async {
+        app.deliveries(&config_id)
+            .await
+            .into_iter()
+            .find(|d| d.status == "succeeded")
+    })
+    .await;
+    let attempts = app.attempts(&row.id).await;
+    let outcomes: Vec<&str> = attempts.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes.first(), Some(&"retryable_failure"));
+    assert_eq!(outcomes.last(), Some(&"succeeded"));
+    assert!(receiver.count() >= 2);
+});
+
+both_backends!(status_404_is_permanent_with_one_call, |backend| async move {
+    let topic = topic().await;
+    let app = worker_app(backend, &topic, E2E).await;
+    let receiver = Receiver::start(404).await;
+    let c = app.create_config(&receiver.url("/h"), &["t"]).await;
+    let config_id = c["id"].as_str().unwrap_or_default().to_owned();
+    Producer::new(&kafka::bootstrap())
+        .send(&topic, br#"{"type":"t"}"#, None)
+        .await;
+    let row = eventually(WAIT, "the delivery to fail", || async {
+        app.deliveries(&config_id)
+            .await
+            .into_iter()
+            .find(|d| d.status == "failed")
+    })
+    .await;
+    assert_eq!(receiver.count(), 1);
+    assert_eq!((row.attempt_count, row.next_attempt_at), (1, None));
+    let attempts = app.attempts(&row.id).await;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(
+        (attempts[0].outcome.as_str(), attempts[0].status_code),
+        ("permanent_failure", 404)
+    );
+});
+
+both_backends!(retry_after_pushes_the_next_attempt, |backend| async move {
+    let topic = topic().await;
+    let app = worker_app(
+        backend,
+        &topic,
+        &["--retry-period=1s", "--min-backoff-delay=1s", "--abort-after=1h"],
+    )
+    .await;
+    let receiver = Receiver::start(503).await;
+    receiver.set_retry_after("120");
+    let c = app.create_config(&receiver.url("/h"), &["t"]).await;
+    let config_id = c["id"].as_str().unwrap_or_default().to_owned();
+    Producer::new(&kafka::bootstrap())
+        .send(&topic, br#"{"type":"t"}"#, None)
+        .await;
+    let row = eventually(WAIT, "a pending delivery", || async {
+        app.deliveries(&config_id)
+            .await
+            .into_iter()
+            .find(|d| d.status == "pending")
+    })
+    .await;
+    let attempt = &app.attempts(&row.id).await[0];
+    let next = row.next_attempt_at.map(|t| t.0.as_datetime()).unwrap_or_default();
+    let done = attempt.created_at.0.as_datetime();
+    assert!(
+        next >= done + chrono::Duration::seconds(120),
+        "next {next} vs completion {done}"
+    );
+});
+
+both_backends!(graceful_shutdown_commits_what_was_done, |backend| async move {
+    let topic = topic().await;
+    let group = kafka::unique("group");
+    let db = TestDb::new(backend);
+    let receiver = Receiver::start(200).await;
+    let producer = Producer::new(&kafka::bootstrap());
+    let mut app = worker_app_on(db, &topic, &group, &[]).await;
+    app.create_config(&receiver.url("/h"), &["t"]).await;
+    for i in 0..20 {
+        producer
+            .send(
+                &topic,
+                format!(r#"{{"type":"t","payload":{i}}}"#).as_bytes(),
+                None,
+            )
+            .await;
+    }
+    eventually(WAIT, "20 deliveries", || async {
+        (receiver.count() == 20).then_some(())
+    })
+    .await;
+    app.stop().await;
+    // Same database, same group: nothing that succeeded is sent again.
+    let db = app.into_db();
+    let app = worker_app_on(db, &topic, &group, &[]).await;
+    producer
+        .send(&topic, br#"{"type":"t","payload":"marker"}"#, None)
+        .await;
+    eventually(WAIT, "the marker", || async {
+        receiver
+            .received()
+            .iter()
+            .any(|r| r.body.ends_with(b"\"marker\"}"))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        receiver.count(),
+        21,
+        "a succeeded delivery was sent again after a clean restart"
+    );
+    drop(app);
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_broker_accepts_events_from_any_client() {
+    let topic = kafka::unique("embedded");
+    let topics = format!("--kafka-topics={topic}");
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &["--worker", &topics, "--allow-private-endpoints"],
+    )
+    .await;
+    let info = app.get("/_info").await.json();
+    let bootstrap = info["kafkaBootstrap"].as_str().unwrap_or_default().to_owned();
+    assert!(bootstrap.starts_with("127.0.0.1:"), "{info}");
+    let receiver = Receiver::start(200).await;
+    let c = app.create_config(&receiver.url("/h"), &["t"]).await;
+    Producer::new(&bootstrap)
+        .send(&topic, br#"{"type":"t"}"#, None)
+        .await;
+    let got = eventually(WAIT, "the delivery", || async {
+        receiver.received().first().cloned()
+    })
+    .await;
+    assert!(got.signature_valid(c["secret"].as_str().unwrap_or_default()));
+    assert_eq!(app.get("/_healthcheck").await.status, 200);
+}

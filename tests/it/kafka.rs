@@ -1,0 +1,74 @@
+//! Kafka for the tests: the real broker the test command started (`WEBHOOKS_TEST_KAFKA`), a
+//! topic and a consumer group per test, and a producer.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+/// The broker started by ./scripts/test.sh; a missing one fails loudly.
+pub fn bootstrap() -> String {
+    std::env::var("WEBHOOKS_TEST_KAFKA").unwrap_or_else(|_| {
+        panic!(
+            "WEBHOOKS_TEST_KAFKA is not set: run the suite with ./scripts/test.sh, which builds and \
+             starts a Kafka-protocol broker (tansu) on 127.0.0.1, or point WEBHOOKS_TEST_KAFKA at one"
+        )
+    })
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates a topic (tansu does not auto-create them).
+pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap_or_else(|e| panic!("admin client: {e}"));
+    let result = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create topic {topic} on {bootstrap}: {e}"));
+    for r in result {
+        if let Err((name, code)) = r {
+            panic!("create topic {name}: {code}");
+        }
+    }
+}
+
+pub struct Producer {
+    inner: FutureProducer,
+}
+
+impl Producer {
+    pub fn new(bootstrap: &str) -> Producer {
+        let inner = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("message.timeout.ms", "30000")
+            .set("compression.type", "none")
+            .create()
+            .unwrap_or_else(|e| panic!("producer: {e}"));
+        Producer { inner }
+    }
+
+    /// Publishes one record and waits for the broker's acknowledgement.
+    pub async fn send(&self, topic: &str, value: &[u8], watermill_uuid: Option<&str>) {
+        let mut record: FutureRecord<'_, (), [u8]> = FutureRecord::to(topic).payload(value);
+        if let Some(id) = watermill_uuid {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: "_watermill_message_uuid",
+                value: Some(id),
+            }));
+        }
+        if let Err((e, _)) = self.inner.send(record, Duration::from_secs(30)).await {
+            panic!("publish to {topic}: {e}");
+        }
+    }
+}

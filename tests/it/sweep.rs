@@ -1,0 +1,165 @@
+//! The retry sweep's storage contract (spec §5.4): claims never overlap, leases expire, a stale
+//! worker cannot overwrite a newer claim.
+
+use std::collections::HashSet;
+
+use crate::both_backends;
+use crate::harness::TestDb;
+use webhooks::domain::config::Config;
+use webhooks::domain::time::Timestamp;
+use webhooks::store::model::{Completion, FirstAttempt, NewAttempt, NewDelivery};
+use webhooks::store::types::DbTime;
+use webhooks::store::{Migrations, Store};
+
+fn open(db: &TestDb) -> Store {
+    Store::open(&db.storage, Migrations::Apply).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn ago(seconds: i64) -> Timestamp {
+    Timestamp::from_datetime(chrono::Utc::now() - chrono::Duration::seconds(seconds))
+}
+
+/// A config and `n` pending deliveries of it, all due.
+async fn seed(store: &Store, n: usize) -> String {
+    let now = Timestamp::now();
+    let config = Config {
+        endpoint: "http://127.0.0.1:1/h".into(),
+        secret: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYX".into(),
+        event_types: vec!["t".into()],
+        id: uuid::Uuid::new_v4().to_string(),
+        active: true,
+        name: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let config_id = config.id.clone();
+    let rows: Vec<FirstAttempt> = (0..n)
+        .map(|i| {
+            let id = uuid::Uuid::new_v4().to_string();
+            FirstAttempt {
+                delivery: NewDelivery {
+                    id: id.clone(),
+                    event_id: format!("t/0/{i}"),
+                    idempotency_key: String::new(),
+                    config_id: config_id.clone(),
+                    event_type: "t".into(),
+                    payload: "{}".into(),
+                    status: "pending",
+                    attempt_count: 1,
+                    first_attempt_at: Some(DbTime(ago(10))),
+                    next_attempt_at: Some(DbTime(ago(5))),
+                    claimed_at: None,
+                    last_attempt_at: Some(DbTime(ago(10))),
+                    last_status_code: Some(500),
+                    last_error: String::new(),
+                    replay_generation: 0,
+                    created_at: DbTime(ago(10)),
+                    updated_at: DbTime(ago(10)),
+                },
+                attempt: NewAttempt {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    delivery_id: id,
+                    attempt_number: 1,
+                    replay_generation: 0,
+                    endpoint: "http://127.0.0.1:1/h".into(),
+                    outcome: "retryable_failure",
+                    status_code: 500,
+                    error: String::new(),
+                    duration_ms: Some(1),
+                    response_excerpt: String::new(),
+                    created_at: DbTime(ago(10)),
+                },
+            }
+        })
+        .collect();
+    store
+        .run(move |q| {
+            q.insert_config(&config)?;
+            q.record_first_attempts(&rows, Timestamp::now())?;
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    config_id
+}
+
+both_backends!(concurrent_claimers_never_share_a_row, |backend| async move {
+    let db = TestDb::new(backend);
+    let store = open(&db);
+    seed(&store, 1000).await;
+    let mut claimers = Vec::new();
+    for _ in 0..10 {
+        let store = store.clone();
+        claimers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store
+                    .run(|q| Ok(q.claim_due(37, Timestamp::now())?))
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|c| c.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for c in claimers {
+        all.extend(c.await.unwrap_or_else(|e| panic!("{e}")));
+    }
+    let unique: HashSet<&String> = all.iter().collect();
+    assert_eq!(unique.len(), all.len(), "a row was claimed twice");
+    assert_eq!(all.len(), 1000);
+});
+
+both_backends!(stale_claims_return_to_pending, |backend| async move {
+    let db = TestDb::new(backend);
+    let store = open(&db);
+    seed(&store, 3).await;
+    let claimed = store
+        .run(|q| Ok(q.claim_due(10, Timestamp::now())?))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(claimed.len(), 3);
+    let again = store
+        .run(|q| Ok(q.claim_due(10, Timestamp::now())?))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(again.is_empty(), "leased rows were claimed again");
+    // Leases younger than the cutoff stay; older ones come back.
+    let kept = store
+        .run(|q| Ok(q.recover_stale(ago(60), Timestamp::now())?))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(kept, 0);
+    let cutoff = Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::seconds(1));
+    let recovered = store
+        .run(move |q| Ok(q.recover_stale(cutoff, Timestamp::now())?))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(recovered, 3);
+    let reclaimed = store
+        .run(|q| Ok(q.claim_due(10, Timestamp::now())?))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reclaimed.len(), 3);
+    // The first worker's late completion no longer owns the lease: dropped, no attempt row.
+    let stale = claimed[0].clone();
+    let completion = Completion {
+        delivery_id: stale.id.clone(),
+        claimed_at: stale.claimed_at.map(|t| t.0).unwrap_or_else(Timestamp::now),
+        status: "succeeded",
+        attempt_count: 2,
+        next_attempt_at: None,
+        last_attempt_at: Some(Timestamp::now()),
+        last_status_code: Some(200),
+        last_error: String::new(),
+        attempt: None,
+    };
+    let applied = store
+        .run(move |q| Ok(q.complete_claims(&[completion], Timestamp::now())?))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(applied, 0, "a stale lease overwrote a newer claim");
+});
