@@ -100,6 +100,7 @@ pub(crate) fn serve(mut cmd: Command) -> Result<Served, String> {
                 seen.push('\n');
             }
             Err(_) => {
+                let _ = child.kill();
                 let status = child.wait().ok().and_then(|s| s.code());
                 return Err(format!("no `listening` line (exit {status:?}); stderr:\n{seen}"));
             }
