@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::harness::{Backend, TestApp};
+use crate::harness::TestApp;
 
 const VALID: &str =
     r#"{"endpoint":"https://example.com/hook","eventTypes":["LEDGER.Committed_Transactions"]}"#;
@@ -500,28 +500,7 @@ both_backends!(info_and_healthcheck, |backend| async move {
 /// 503. PostgreSQL only: the embedded SQLite file cannot be "stopped" under a running process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_stopped_postgres() {
-    use crate::harness::{postgres_base_url, with_search_path, Proxy, TestDb};
-    use webhooks::config::StorageSettings;
-    let base = url::Url::parse(&postgres_base_url()).unwrap_or_else(|e| panic!("{e}"));
-    let target = format!(
-        "{}:{}",
-        base.host_str().unwrap_or("127.0.0.1"),
-        base.port().unwrap_or(5432)
-    );
-    let target = tokio::net::lookup_host(&target)
-        .await
-        .ok()
-        .and_then(|mut a| a.next())
-        .unwrap_or_else(|| panic!("cannot resolve {target}"));
-    let proxy = Proxy::start(target).await;
-    let mut db = TestDb::new(Backend::Postgres);
-    let mut via_proxy = base.clone();
-    let _ = via_proxy.set_ip_host(proxy.addr.ip());
-    let _ = via_proxy.set_port(Some(proxy.addr.port()));
-    let schema = db.schema.clone().unwrap_or_default();
-    db.storage = StorageSettings::Postgres {
-        uri: with_search_path(via_proxy.as_str(), &schema),
-    };
+    let (db, proxy) = crate::harness::postgres_behind_proxy().await;
     let app = TestApp::spawn_on(db, &[]).await;
     assert_eq!(app.get("/configs").await.status, 200);
     proxy.cut();

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::both_backends;
-use crate::harness::{eventually, Backend, Receiver, TestApp, TestDb};
+use crate::harness::{eventually, Backend, Mode, Receiver, TestApp, TestDb};
 use crate::kafka::{self, Producer};
 use webhooks::domain::event::delivery_id;
 
@@ -347,4 +347,211 @@ async fn embedded_broker_accepts_events_from_any_client() {
     .await;
     assert!(got.signature_valid(c["secret"].as_str().unwrap_or_default()));
     assert_eq!(app.get("/_healthcheck").await.status, 200);
+}
+
+both_backends!(hanging_endpoint_times_out_and_is_retried, |backend| async move {
+    let topic = topic().await;
+    let app = worker_app(
+        backend,
+        &topic,
+        &["--http-timeout=300ms", "--min-backoff-delay=1h"],
+    )
+    .await;
+    let receiver = Receiver::start(200).await;
+    receiver.set_mode(Mode::Hang);
+    let c = app.create_config(&receiver.url("/h"), &["t"]).await;
+    let config_id = c["id"].as_str().unwrap_or_default().to_owned();
+    Producer::new(&kafka::bootstrap())
+        .send(&topic, br#"{"type":"t"}"#, None)
+        .await;
+    let row = eventually(WAIT, "a pending delivery", || async {
+        app.deliveries(&config_id)
+            .await
+            .into_iter()
+            .find(|d| d.status == "pending")
+    })
+    .await;
+    let attempt = &app.attempts(&row.id).await[0];
+    assert_eq!(
+        (attempt.outcome.as_str(), attempt.status_code),
+        ("retryable_failure", 0)
+    );
+    assert!(attempt.error.starts_with("timeout"), "{}", attempt.error);
+    assert_eq!(row.last_status_code, None);
+});
+
+both_backends!(reset_connection_is_retryable, |backend| async move {
+    let topic = topic().await;
+    let app = worker_app(backend, &topic, &["--min-backoff-delay=1h"]).await;
+    let receiver = Receiver::start(200).await;
+    receiver.set_mode(Mode::Reset);
+    let c = app.create_config(&receiver.url("/h"), &["t"]).await;
+    let config_id = c["id"].as_str().unwrap_or_default().to_owned();
+    Producer::new(&kafka::bootstrap())
+        .send(&topic, br#"{"type":"t"}"#, None)
+        .await;
+    let row = eventually(WAIT, "a pending delivery", || async {
+        app.deliveries(&config_id)
+            .await
+            .into_iter()
+            .find(|d| d.status == "pending")
+    })
+    .await;
+    let attempt = &app.attempts(&row.id).await[0];
+    assert_eq!(
+        (attempt.outcome.as_str(), attempt.status_code),
+        ("retryable_failure", 0)
+    );
+    assert!(!attempt.error.is_empty());
+});
+
+both_backends!(
+    deleting_a_config_cancels_its_pending_deliveries,
+    |backend| async move {
+        let topic = topic().await;
+        let app = worker_app(backend, &topic, &["--min-backoff-delay=1h"]).await;
+        let receiver = Receiver::start(500).await;
+        let c = app.create_config(&receiver.url("/h"), &["t"]).await;
+        let config_id = c["id"].as_str().unwrap_or_default().to_owned();
+        Producer::new(&kafka::bootstrap())
+            .send(&topic, br#"{"type":"t"}"#, None)
+            .await;
+        eventually(WAIT, "a pending delivery", || async {
+            app.deliveries(&config_id)
+                .await
+                .into_iter()
+                .find(|d| d.status == "pending")
+        })
+        .await;
+        assert_eq!(
+            app.request("DELETE", &format!("/configs/{config_id}"), None, None)
+                .await
+                .status,
+            200
+        );
+        let rows = app.deliveries(&config_id).await;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].status.as_str(), rows[0].next_attempt_at),
+            ("cancelled", None)
+        );
+    }
+);
+
+both_backends!(inactive_configs_wait_and_resume, |backend| async move {
+    let topic = topic().await;
+    let app = worker_app(
+        backend,
+        &topic,
+        &[
+            "--retry-period=100ms",
+            "--min-backoff-delay=1s",
+            "--abort-after=1h",
+        ],
+    )
+    .await;
+    let receiver = Receiver::start(500).await;
+    let c = app.create_config(&receiver.url("/h"), &["t"]).await;
+    let config_id = c["id"].as_str().unwrap_or_default().to_owned();
+    Producer::new(&kafka::bootstrap())
+        .send(&topic, br#"{"type":"t"}"#, None)
+        .await;
+    let row = eventually(WAIT, "a pending delivery", || async {
+        app.deliveries(&config_id)
+            .await
+            .into_iter()
+            .find(|d| d.status == "pending")
+    })
+    .await;
+    app.request("PUT", &format!("/configs/{config_id}/deactivate"), None, None)
+        .await;
+    let calls = receiver.count();
+    // Let the due time pass with the sweep running every 100 ms: an inactive config is skipped.
+    let due = row.next_attempt_at.map(|t| t.0.as_datetime()).unwrap_or_default();
+    eventually(WAIT, "the retry to be overdue", || async {
+        (chrono::Utc::now() > due + chrono::Duration::milliseconds(500)).then_some(())
+    })
+    .await;
+    assert_eq!(receiver.count(), calls, "an inactive config was called");
+    assert_eq!(app.deliveries(&config_id).await[0].status, "pending");
+    receiver.set_status(200);
+    app.request("PUT", &format!("/configs/{config_id}/activate"), None, None)
+        .await;
+    eventually(WAIT, "the resumed delivery to succeed", || async {
+        app.deliveries(&config_id)
+            .await
+            .into_iter()
+            .find(|d| d.status == "succeeded")
+    })
+    .await;
+});
+
+/// A sweep that fails (storage gone) logs and tries again on time: once storage is back, the
+/// due delivery is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_keeps_going_after_storage_errors() {
+    let topic = topic().await;
+    let (db, proxy) = crate::harness::postgres_behind_proxy().await;
+    let app = worker_app_on(
+        db,
+        &topic,
+        &kafka::unique("group"),
+        &[
+            "--retry-period=100ms",
+            "--min-backoff-delay=1s",
+            "--abort-after=1h",
+        ],
+    )
+    .await;
+    let receiver = Receiver::start(500).await;
+    let c = app.create_config(&receiver.url("/h"), &["t"]).await;
+    let config_id = c["id"].as_str().unwrap_or_default().to_owned();
+    Producer::new(&kafka::bootstrap())
+        .send(&topic, br#"{"type":"t"}"#, None)
+        .await;
+    eventually(WAIT, "a pending delivery", || async {
+        app.deliveries(&config_id)
+            .await
+            .into_iter()
+            .find(|d| d.status == "pending")
+    })
+    .await;
+    proxy.cut();
+    receiver.set_status(200);
+    // Several sweep iterations fail while storage is away.
+    eventually(WAIT, "the health check to see storage gone", || async {
+        (app.get("/_healthcheck").await.status == 503).then_some(())
+    })
+    .await;
+    proxy.restore();
+    eventually(WAIT, "the retry after storage came back", || async {
+        app.deliveries(&config_id)
+            .await
+            .into_iter()
+            .find(|d| d.status == "succeeded")
+    })
+    .await;
+}
+
+/// `webhooks worker` serves only the operational routes, and reports an unreachable broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_process_reports_an_unreachable_broker() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let broker = format!("--publisher-kafka-broker={closed}");
+    let app = TestApp::spawn_as(
+        webhooks::serve::Role::Worker,
+        TestDb::new(Backend::Sqlite),
+        &["--publisher-kafka-enabled", &broker],
+    )
+    .await;
+    app.get("/_healthcheck")
+        .await
+        .assert_error(503, "INTERNAL", "kafka unavailable");
+    let info = app.get("/_info").await;
+    assert_eq!(info.body, format!("{{\"version\":\"{}\"}}\n", webhooks::VERSION));
+    app.get("/configs")
+        .await
+        .assert_error(404, "NOT_FOUND", "route not found");
 }

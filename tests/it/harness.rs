@@ -166,10 +166,15 @@ impl TestApp {
     }
 
     pub async fn spawn_on(db: TestDb, extra: &[&str]) -> TestApp {
+        Self::spawn_as(serve::Role::Serve, db, extra).await
+    }
+
+    /// As `webhooks serve` or `webhooks worker`.
+    pub async fn spawn_as(role: serve::Role, db: TestDb, extra: &[&str]) -> TestApp {
         let flag = db.flag();
         let mut args = vec!["--listen=127.0.0.1:0", "--auto-migrate", flag.as_str()];
         args.extend_from_slice(extra);
-        let running = serve::start(&settings(&args), serve::Role::Serve)
+        let running = serve::start(&settings(&args), role)
             .await
             .unwrap_or_else(|e| panic!("serve::start: {e:#}"));
         TestApp {
@@ -308,9 +313,19 @@ impl Received {
 }
 
 /// An HTTP receiver on 127.0.0.1:0 that records every request and answers a settable status.
+/// How the receiver misbehaves (by default it answers with the set status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Never answer (the caller's timeout fires).
+    Hang = 1,
+    /// Close the connection without a response.
+    Reset = 2,
+}
+
 pub struct Receiver {
     pub addr: SocketAddr,
     status: Arc<AtomicU16>,
+    mode: Arc<std::sync::atomic::AtomicU8>,
     retry_after: Arc<Mutex<Option<String>>>,
     received: Arc<Mutex<Vec<Received>>>,
     task: JoinHandle<()>,
@@ -325,17 +340,19 @@ impl Receiver {
         let status = Arc::new(AtomicU16::new(status));
         let received = Arc::new(Mutex::new(Vec::new()));
         let retry_after: Arc<Mutex<Option<String>>> = Arc::default();
-        let (s, r, ra) = (
+        let mode: Arc<std::sync::atomic::AtomicU8> = Arc::default();
+        let shared = (
             Arc::clone(&status),
             Arc::clone(&received),
             Arc::clone(&retry_after),
+            Arc::clone(&mode),
         );
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (s, r, ra) = (Arc::clone(&s), Arc::clone(&r), Arc::clone(&ra));
+                let shared = shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: hyper::Request<Incoming>| {
-                        let (s, r, ra) = (Arc::clone(&s), Arc::clone(&r), Arc::clone(&ra));
+                        let (s, r, ra, m) = shared.clone();
                         async move {
                             let (parts, body) = req.into_parts();
                             let body = body
@@ -358,6 +375,11 @@ impl Receiver {
                                     body,
                                 });
                             }
+                            match m.load(Ordering::SeqCst) {
+                                1 => std::future::pending::<()>().await,
+                                2 => return Err(std::io::Error::other("reset by the test receiver")),
+                                _ => {}
+                            }
                             let mut resp = hyper::Response::new(Full::new(Bytes::from_static(b"ok")));
                             *resp.status_mut() = hyper::StatusCode::from_u16(s.load(Ordering::SeqCst))
                                 .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
@@ -367,7 +389,7 @@ impl Receiver {
                             {
                                 resp.headers_mut().insert(hyper::header::RETRY_AFTER, v);
                             }
-                            Ok::<_, std::convert::Infallible>(resp)
+                            Ok::<_, std::io::Error>(resp)
                         }
                     });
                     let _ = http1::Builder::new()
@@ -379,6 +401,7 @@ impl Receiver {
         Receiver {
             addr,
             status,
+            mode,
             retry_after,
             received,
             task,
@@ -391,6 +414,10 @@ impl Receiver {
 
     pub fn set_status(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.mode.store(mode as u8, Ordering::SeqCst);
     }
 
     pub fn set_retry_after(&self, value: &str) {
@@ -414,10 +441,36 @@ impl Drop for Receiver {
     }
 }
 
+/// A fresh PostgreSQL schema reached through a [`Proxy`], so a test can take storage away.
+pub async fn postgres_behind_proxy() -> (TestDb, Proxy) {
+    let base = url::Url::parse(&postgres_base_url()).unwrap_or_else(|e| panic!("{e}"));
+    let target = format!(
+        "{}:{}",
+        base.host_str().unwrap_or("127.0.0.1"),
+        base.port().unwrap_or(5432)
+    );
+    let target = tokio::net::lookup_host(&target)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .unwrap_or_else(|| panic!("cannot resolve {target}"));
+    let proxy = Proxy::start(target).await;
+    let mut db = TestDb::new(Backend::Postgres);
+    let mut via_proxy = base.clone();
+    let _ = via_proxy.set_ip_host(proxy.addr.ip());
+    let _ = via_proxy.set_port(Some(proxy.addr.port()));
+    let schema = db.schema.clone().unwrap_or_default();
+    db.storage = StorageSettings::Postgres {
+        uri: with_search_path(via_proxy.as_str(), &schema),
+    };
+    (db, proxy)
+}
+
 /// A TCP proxy to PostgreSQL that the test can cut, to see the service with its storage gone.
 pub struct Proxy {
     pub addr: SocketAddr,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
     accept: JoinHandle<()>,
 }
 
@@ -428,9 +481,13 @@ impl Proxy {
             .unwrap_or_else(|e| panic!("{e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let tasks: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let t = Arc::clone(&tasks);
+        let down: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let (t, d) = (Arc::clone(&tasks), Arc::clone(&down));
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                if d.load(Ordering::SeqCst) {
+                    continue;
+                }
                 let conn = tokio::spawn(async move {
                     if let Ok(mut outbound) = TcpStream::connect(target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
@@ -441,23 +498,33 @@ impl Proxy {
                 }
             }
         });
-        Proxy { addr, tasks, accept }
+        Proxy {
+            addr,
+            tasks,
+            down,
+            accept,
+        }
     }
 
-    /// Stops accepting and drops every proxied connection.
+    /// Refuses new connections and drops every proxied one, until [`Proxy::restore`].
     pub fn cut(&self) {
-        self.accept.abort();
+        self.down.store(true, Ordering::SeqCst);
         if let Ok(mut all) = self.tasks.lock() {
             for t in all.drain(..) {
                 t.abort();
             }
         }
     }
+
+    pub fn restore(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.cut();
+        self.accept.abort();
     }
 }
 
