@@ -115,6 +115,27 @@ macro_rules! backend_queries {
                 .map(|row| row.map(Config::from))
         }
 
+        /// Looks up a live config and, unless `unchanged`, writes and applies a change to it
+        /// (in the caller's transaction). None when unknown.
+        fn change_live_config(
+            conn: &mut $conn,
+            id: &str,
+            unchanged: impl Fn(&Config) -> bool,
+            write: impl FnOnce(&mut $conn) -> QueryResult<usize>,
+            apply: impl FnOnce(&mut Config),
+        ) -> QueryResult<Option<Config>> {
+            let Some(mut config) = live_config(conn, id)? else {
+                return Ok(None);
+            };
+            if unchanged(&config) {
+                return Ok(Some(config));
+            }
+            write(conn)?;
+            $configs_changed(conn)?;
+            apply(&mut config);
+            Ok(Some(config))
+        }
+
         impl Queries for $conn {
             fn ping(&mut self) -> QueryResult<()> {
                 configs::table
@@ -234,22 +255,20 @@ macro_rules! backend_queries {
                 now: Timestamp,
             ) -> QueryResult<Option<Config>> {
                 self.$write_tx(|conn| {
-                    let Some(mut config) = live_config(conn, id)? else {
-                        return Ok(None);
-                    };
-                    if config.active == active {
-                        return Ok(Some(config));
-                    }
-                    diesel::update(configs::table.filter(configs::id.eq(id)))
-                        .set((
-                            configs::active.eq(active),
-                            configs::updated_at.eq(DbTime(now)),
-                        ))
-                        .execute(conn)?;
-                    $configs_changed(conn)?;
-                    config.active = active;
-                    config.updated_at = now;
-                    Ok(Some(config))
+                    change_live_config(
+                        conn,
+                        id,
+                        |c| c.active == active,
+                        |conn| {
+                            diesel::update(configs::table.filter(configs::id.eq(id)))
+                                .set((configs::active.eq(active), configs::updated_at.eq(DbTime(now))))
+                                .execute(conn)
+                        },
+                        |c| {
+                            c.active = active;
+                            c.updated_at = now;
+                        },
+                    )
                 })
             }
 
@@ -260,24 +279,23 @@ macro_rules! backend_queries {
                 now: Timestamp,
             ) -> QueryResult<Option<Config>> {
                 self.$write_tx(|conn| {
-                    let Some(mut config) = live_config(conn, id)? else {
-                        return Ok(None);
-                    };
-                    if config.secret == secret {
-                        return Ok(Some(config));
-                    }
-                    diesel::update(configs::table.filter(configs::id.eq(id)))
-                        .set((
-                            configs::secret.eq(secret),
-                            configs::updated_at.eq(DbTime(now)),
-                        ))
-                        .execute(conn)?;
-                    $configs_changed(conn)?;
-                    config.secret = secret.to_owned();
-                    config.updated_at = now;
-                    Ok(Some(config))
+                    change_live_config(
+                        conn,
+                        id,
+                        |c| c.secret == secret,
+                        |conn| {
+                            diesel::update(configs::table.filter(configs::id.eq(id)))
+                                .set((configs::secret.eq(secret), configs::updated_at.eq(DbTime(now))))
+                                .execute(conn)
+                        },
+                        |c| {
+                            c.secret = secret.to_owned();
+                            c.updated_at = now;
+                        },
+                    )
                 })
             }
+
             fn active_configs(&mut self) -> QueryResult<Vec<Config>> {
                 Ok(configs::table
                     .filter(configs::deleted_at.is_null())

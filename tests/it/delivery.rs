@@ -7,6 +7,7 @@ use crate::both_backends;
 use crate::harness::{eventually, Backend, Mode, Receiver, TestApp, TestDb};
 use crate::kafka::{self, Producer};
 use webhooks::domain::event::delivery_id;
+use webhooks::store::model::DeliveryRow;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -35,6 +36,26 @@ async fn topic() -> String {
     let topic = kafka::unique("events");
     kafka::create_topic(&kafka::bootstrap(), &topic, 1).await;
     topic
+}
+
+/// A config for type `t` on `receiver`, then one `{"type":"t"}` record; returns the config id.
+async fn config_and_record(app: &TestApp, topic: &str, receiver: &Receiver) -> String {
+    let c = app.create_config(&receiver.url("/h"), &["t"]).await;
+    Producer::new(&kafka::bootstrap())
+        .send(topic, br#"{"type":"t"}"#, None)
+        .await;
+    c["id"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits for the config's first delivery in `status`.
+async fn delivery_in(app: &TestApp, config_id: &str, status: &str) -> DeliveryRow {
+    eventually(WAIT, &format!("a {status} delivery"), || async {
+        app.deliveries(config_id)
+            .await
+            .into_iter()
+            .find(|d| d.status == status)
+    })
+    .await
 }
 
 const RECORD: &str = r#"{"app":"ledger","version":"v2","type":"COMMITTED_TRANSACTIONS","date":"2024-05-01T10:00:00Z","ledger":"default","payload":{"b":1,"a":2}}"#;
@@ -199,23 +220,13 @@ both_backends!(status_500_then_200_succeeds_after_a_retry, |backend| async move 
     let topic = topic().await;
     let app = worker_app(backend, &topic, E2E).await;
     let receiver = Receiver::start(500).await;
-    let c = app.create_config(&receiver.url("/h"), &["t"]).await;
-    let config_id = c["id"].as_str().unwrap_or_default().to_owned();
-    Producer::new(&kafka::bootstrap())
-        .send(&topic, br#"{"type":"t"}"#, None)
-        .await;
+    let config_id = config_and_record(&app, &topic, &receiver).await;
     eventually(WAIT, "the first call", || async {
         (receiver.count() >= 1).then_some(())
     })
     .await;
     receiver.set_status(200);
-    let row = eventually(WAIT, "success", || async {
-        app.deliveries(&config_id)
-            .await
-            .into_iter()
-            .find(|d| d.status == "succeeded")
-    })
-    .await;
+    let row = delivery_in(&app, &config_id, "succeeded").await;
     let attempts = app.attempts(&row.id).await;
     let outcomes: Vec<&str> = attempts.iter().map(|a| a.outcome.as_str()).collect();
     assert_eq!(outcomes.first(), Some(&"retryable_failure"));
@@ -227,18 +238,8 @@ both_backends!(status_404_is_permanent_with_one_call, |backend| async move {
     let topic = topic().await;
     let app = worker_app(backend, &topic, E2E).await;
     let receiver = Receiver::start(404).await;
-    let c = app.create_config(&receiver.url("/h"), &["t"]).await;
-    let config_id = c["id"].as_str().unwrap_or_default().to_owned();
-    Producer::new(&kafka::bootstrap())
-        .send(&topic, br#"{"type":"t"}"#, None)
-        .await;
-    let row = eventually(WAIT, "the delivery to fail", || async {
-        app.deliveries(&config_id)
-            .await
-            .into_iter()
-            .find(|d| d.status == "failed")
-    })
-    .await;
+    let config_id = config_and_record(&app, &topic, &receiver).await;
+    let row = delivery_in(&app, &config_id, "failed").await;
     assert_eq!(receiver.count(), 1);
     assert_eq!((row.attempt_count, row.next_attempt_at), (1, None));
     let attempts = app.attempts(&row.id).await;
@@ -259,18 +260,8 @@ both_backends!(retry_after_pushes_the_next_attempt, |backend| async move {
     .await;
     let receiver = Receiver::start(503).await;
     receiver.set_retry_after("120");
-    let c = app.create_config(&receiver.url("/h"), &["t"]).await;
-    let config_id = c["id"].as_str().unwrap_or_default().to_owned();
-    Producer::new(&kafka::bootstrap())
-        .send(&topic, br#"{"type":"t"}"#, None)
-        .await;
-    let row = eventually(WAIT, "a pending delivery", || async {
-        app.deliveries(&config_id)
-            .await
-            .into_iter()
-            .find(|d| d.status == "pending")
-    })
-    .await;
+    let config_id = config_and_record(&app, &topic, &receiver).await;
+    let row = delivery_in(&app, &config_id, "pending").await;
     let attempt = &app.attempts(&row.id).await[0];
     let next = row.next_attempt_at.map(|t| t.0.as_datetime()).unwrap_or_default();
     let done = attempt.created_at.0.as_datetime();
@@ -359,18 +350,8 @@ both_backends!(hanging_endpoint_times_out_and_is_retried, |backend| async move {
     .await;
     let receiver = Receiver::start(200).await;
     receiver.set_mode(Mode::Hang);
-    let c = app.create_config(&receiver.url("/h"), &["t"]).await;
-    let config_id = c["id"].as_str().unwrap_or_default().to_owned();
-    Producer::new(&kafka::bootstrap())
-        .send(&topic, br#"{"type":"t"}"#, None)
-        .await;
-    let row = eventually(WAIT, "a pending delivery", || async {
-        app.deliveries(&config_id)
-            .await
-            .into_iter()
-            .find(|d| d.status == "pending")
-    })
-    .await;
+    let config_id = config_and_record(&app, &topic, &receiver).await;
+    let row = delivery_in(&app, &config_id, "pending").await;
     let attempt = &app.attempts(&row.id).await[0];
     assert_eq!(
         (attempt.outcome.as_str(), attempt.status_code),
@@ -385,18 +366,8 @@ both_backends!(reset_connection_is_retryable, |backend| async move {
     let app = worker_app(backend, &topic, &["--min-backoff-delay=1h"]).await;
     let receiver = Receiver::start(200).await;
     receiver.set_mode(Mode::Reset);
-    let c = app.create_config(&receiver.url("/h"), &["t"]).await;
-    let config_id = c["id"].as_str().unwrap_or_default().to_owned();
-    Producer::new(&kafka::bootstrap())
-        .send(&topic, br#"{"type":"t"}"#, None)
-        .await;
-    let row = eventually(WAIT, "a pending delivery", || async {
-        app.deliveries(&config_id)
-            .await
-            .into_iter()
-            .find(|d| d.status == "pending")
-    })
-    .await;
+    let config_id = config_and_record(&app, &topic, &receiver).await;
+    let row = delivery_in(&app, &config_id, "pending").await;
     let attempt = &app.attempts(&row.id).await[0];
     assert_eq!(
         (attempt.outcome.as_str(), attempt.status_code),
@@ -451,18 +422,8 @@ both_backends!(inactive_configs_wait_and_resume, |backend| async move {
     )
     .await;
     let receiver = Receiver::start(500).await;
-    let c = app.create_config(&receiver.url("/h"), &["t"]).await;
-    let config_id = c["id"].as_str().unwrap_or_default().to_owned();
-    Producer::new(&kafka::bootstrap())
-        .send(&topic, br#"{"type":"t"}"#, None)
-        .await;
-    let row = eventually(WAIT, "a pending delivery", || async {
-        app.deliveries(&config_id)
-            .await
-            .into_iter()
-            .find(|d| d.status == "pending")
-    })
-    .await;
+    let config_id = config_and_record(&app, &topic, &receiver).await;
+    let row = delivery_in(&app, &config_id, "pending").await;
     app.request("PUT", &format!("/configs/{config_id}/deactivate"), None, None)
         .await;
     let calls = receiver.count();
@@ -477,13 +438,7 @@ both_backends!(inactive_configs_wait_and_resume, |backend| async move {
     receiver.set_status(200);
     app.request("PUT", &format!("/configs/{config_id}/activate"), None, None)
         .await;
-    eventually(WAIT, "the resumed delivery to succeed", || async {
-        app.deliveries(&config_id)
-            .await
-            .into_iter()
-            .find(|d| d.status == "succeeded")
-    })
-    .await;
+    delivery_in(&app, &config_id, "succeeded").await;
 });
 
 /// A sweep that fails (storage gone) logs and tries again on time: once storage is back, the
@@ -504,18 +459,8 @@ async fn sweep_keeps_going_after_storage_errors() {
     )
     .await;
     let receiver = Receiver::start(500).await;
-    let c = app.create_config(&receiver.url("/h"), &["t"]).await;
-    let config_id = c["id"].as_str().unwrap_or_default().to_owned();
-    Producer::new(&kafka::bootstrap())
-        .send(&topic, br#"{"type":"t"}"#, None)
-        .await;
-    eventually(WAIT, "a pending delivery", || async {
-        app.deliveries(&config_id)
-            .await
-            .into_iter()
-            .find(|d| d.status == "pending")
-    })
-    .await;
+    let config_id = config_and_record(&app, &topic, &receiver).await;
+    delivery_in(&app, &config_id, "pending").await;
     proxy.cut();
     receiver.set_status(200);
     // Several sweep iterations fail while storage is away.
@@ -524,13 +469,7 @@ async fn sweep_keeps_going_after_storage_errors() {
     })
     .await;
     proxy.restore();
-    eventually(WAIT, "the retry after storage came back", || async {
-        app.deliveries(&config_id)
-            .await
-            .into_iter()
-            .find(|d| d.status == "succeeded")
-    })
-    .await;
+    delivery_in(&app, &config_id, "succeeded").await;
 }
 
 /// `webhooks worker` serves only the operational routes, and reports an unreachable broker.
