@@ -115,6 +115,29 @@ macro_rules! backend_queries {
                 .map(|row| row.map(Config::from))
         }
 
+        /// Deliveries among `ids` that did not succeed and whose config was deleted meanwhile
+        /// end `cancelled` (spec §2.5, §5.4).
+        fn cancel_if_config_deleted(conn: &mut $conn, ids: &[&str], now: Timestamp) -> QueryResult<()> {
+            if ids.is_empty() {
+                return Ok(());
+            }
+            diesel::update(
+                deliveries::table
+                    .filter(deliveries::id.eq_any(ids))
+                    .filter(deliveries::status.ne("succeeded"))
+                    .filter(deliveries::config_id.eq_any(
+                        configs::table.select(configs::id).filter(configs::deleted_at.is_not_null()),
+                    )),
+            )
+            .set((
+                deliveries::status.eq("cancelled"),
+                deliveries::next_attempt_at.eq(None::<DbTime>),
+                deliveries::updated_at.eq(DbTime(now)),
+            ))
+            .execute(conn)?;
+            Ok(())
+        }
+
         /// Looks up a live config and, unless `unchanged`, writes and applies a change to it
         /// (in the caller's transaction). None when unknown.
         fn change_live_config(
@@ -337,20 +360,7 @@ macro_rules! backend_queries {
                     $insert_attempts(conn, &attempts)?;
                     let inserted: Vec<&str> = new.iter().map(|f| f.delivery.id.as_str()).collect();
                     // A config deleted while the first call was in flight: its delivery ends here.
-                    diesel::update(
-                        deliveries::table
-                            .filter(deliveries::id.eq_any(&inserted))
-                            .filter(deliveries::status.ne("succeeded"))
-                            .filter(deliveries::config_id.eq_any(
-                                configs::table.select(configs::id).filter(configs::deleted_at.is_not_null()),
-                            )),
-                    )
-                    .set((
-                        deliveries::status.eq("cancelled"),
-                        deliveries::next_attempt_at.eq(None::<DbTime>),
-                        deliveries::updated_at.eq(DbTime(now)),
-                    ))
-                    .execute(conn)?;
+                    cancel_if_config_deleted(conn, &inserted, now)?;
                     Ok(())
                 })
             }
@@ -474,21 +484,7 @@ macro_rules! backend_queries {
                         }
                         applied.push(c.delivery_id.as_str());
                     }
-                    if !applied.is_empty() {
-                        diesel::update(
-                            deliveries::table
-                                .filter(deliveries::id.eq_any(&applied))
-                                .filter(deliveries::status.ne("succeeded"))
-                                .filter(deliveries::config_id.eq_any(
-                                    configs::table.select(configs::id).filter(configs::deleted_at.is_not_null()),
-                                )),
-                        )
-                        .set((
-                            deliveries::status.eq("cancelled"),
-                            deliveries::next_attempt_at.eq(None::<DbTime>),
-                        ))
-                        .execute(conn)?;
-                    }
+                    cancel_if_config_deleted(conn, &applied, now)?;
                     Ok(applied.len())
                 })
             }
