@@ -60,3 +60,10 @@ pub async fn openapi() -> HttpResponse {
         include_str!("../../openapi.yaml").replacen("version: 0.0.0-dev", &format!("version: {VERSION}"), 1);
     HttpResponse::Ok().content_type("application/yaml").body(doc)
 }
+
+/// Prometheus text exposition (spec §2.9).
+pub async fn metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::render())
+}

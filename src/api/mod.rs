@@ -39,6 +39,7 @@ pub enum Surface {
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/_healthcheck"),
     ("GET", "/_info"),
+    ("GET", "/metrics"),
     ("GET", "/openapi.yaml"),
     ("GET", "/configs"),
     ("POST", "/configs"),
@@ -75,7 +76,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub fn operational_routes(cfg: &mut web::ServiceConfig) {
     let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
     cfg.service(resource("/_healthcheck").route(web::get().to(health::healthcheck)))
-        .service(resource("/_info").route(web::get().to(health::info)));
+        .service(resource("/_info").route(web::get().to(health::info)))
+        .service(resource("/metrics").route(web::get().to(health::metrics)));
 }
 
 async fn method_not_allowed() -> HttpResponse {
@@ -156,6 +158,19 @@ pub fn start(state: AppState, listen: &str, surface: Surface) -> std::io::Result
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap_fn(|req, srv| {
+                use actix_web::dev::Service as _;
+                let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+                let call = srv.call(req);
+                async move {
+                    let res = call.await?;
+                    crate::metrics::metrics()
+                        .http_requests
+                        .with_label_values(&[route.as_str(), res.status().as_str()])
+                        .inc();
+                    Ok(res)
+                }
+            })
             .app_data(data.clone())
             .configure(match surface {
                 Surface::Api => routes,

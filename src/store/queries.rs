@@ -70,6 +70,8 @@ pub trait Queries {
     fn deliveries_of_config(&mut self, config_id: &str) -> QueryResult<Vec<DeliveryRow>>;
     /// Attempts of a delivery, in call order.
     fn attempts_of_delivery(&mut self, delivery_id: &str) -> QueryResult<Vec<AttemptRow>>;
+    /// Rows in `pending` (the `webhooks_deliveries_pending` gauge).
+    fn count_pending(&mut self) -> QueryResult<i64>;
 }
 
 /// Rows per INSERT statement: well under SQLite's and PostgreSQL's bound-parameter limits.
@@ -487,6 +489,13 @@ macro_rules! backend_queries {
                     cancel_if_config_deleted(conn, &applied, now)?;
                     Ok(applied.len())
                 })
+            }
+
+            fn count_pending(&mut self) -> QueryResult<i64> {
+                deliveries::table
+                    .filter(deliveries::status.eq("pending"))
+                    .count()
+                    .get_result(self)
             }
 
             fn deliveries_of_config(&mut self, config_id: &str) -> QueryResult<Vec<DeliveryRow>> {

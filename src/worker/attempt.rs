@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::domain::backoff::{self, CallTimes, FailReason, Next, Outcome, RetryPolicy};
 use crate::domain::time::Timestamp;
+use crate::metrics::{metrics, status_class};
 use crate::outbound::{CallResult, Outbound, SignedRequest, Transport};
 use crate::store::model::NewAttempt;
 use crate::store::types::DbTime;
@@ -106,6 +107,14 @@ pub async fn make(outbound: &Outbound, policy: &RetryPolicy, call: Call<'_>) -> 
         Next::Retry { at } => ("pending", Some(Timestamp::from_datetime(at)), error.clone()),
         Next::Failed { reason } => ("failed", None, fail_message(reason, &error)),
     };
+    let m = metrics();
+    m.attempts
+        .with_label_values(&[outcome_name(outcome), status_class(status_code)])
+        .inc();
+    m.attempt_duration.observe(result.duration.as_secs_f64());
+    if status != "pending" {
+        m.deliveries.with_label_values(&[status]).inc();
+    }
     if status == "failed" {
         tracing::info!(
             delivery.id = call.delivery_id,

@@ -23,6 +23,7 @@ use super::tracker::{OffsetTracker, PartitionKey};
 use super::writer::Job;
 use super::Shared;
 use crate::domain::event::{decode_record, delivery_id, event_id};
+use crate::metrics::metrics;
 use crate::store::model::{FirstAttempt, NewDelivery};
 use crate::store::types::DbTime;
 
@@ -149,6 +150,10 @@ async fn handle(m: &BorrowedMessage<'_>, shared: &Arc<Shared>, tracker: &Mutex<O
         Ok(e) => e,
         Err(reason) => {
             tracing::warn!(topic = %key.0, partition = key.1, offset, %reason, "skipping record");
+            metrics()
+                .events_consumed
+                .with_label_values(&[key.0.as_str(), "invalid"])
+                .inc();
             if let Ok(mut t) = tracker.lock() {
                 t.register(&key, offset, 0);
             }
@@ -163,6 +168,15 @@ async fn handle(m: &BorrowedMessage<'_>, shared: &Arc<Shared>, tracker: &Mutex<O
     let event_id = event_id(header, &key.0, key.1, offset);
     let configs = shared.cache.matching(&event.event_type);
     tracing::debug!(topic = %key.0, partition = key.1, offset, event.id = %event_id, matched = configs.len(), "record");
+    let outcome = if configs.is_empty() {
+        "unmatched"
+    } else {
+        "matched"
+    };
+    metrics()
+        .events_consumed
+        .with_label_values(&[key.0.as_str(), outcome])
+        .inc();
     if let Ok(mut t) = tracker.lock() {
         t.register(&key, offset, configs.len());
     }

@@ -33,7 +33,12 @@ pub struct Sweep {
     pub retry_period: Duration,
     pub lease: Duration,
     pub wake: Arc<Notify>,
+    /// When `webhooks_deliveries_pending` was last counted.
+    pub gauge_refreshed: std::sync::Mutex<std::time::Instant>,
 }
+
+/// How often the pending-deliveries gauge is recounted (the contract asks for once a minute).
+const GAUGE_REFRESH: Duration = Duration::from_secs(30);
 
 impl Sweep {
     pub async fn run(self, shutdown: CancellationToken) {
@@ -56,6 +61,20 @@ impl Sweep {
     /// One pass; returns how long to sleep before the next.
     async fn iteration(&self, tasks: &mut JoinSet<()>) -> Duration {
         let now = Timestamp::now();
+        if self
+            .gauge_refreshed
+            .lock()
+            .map(|t| t.elapsed() >= GAUGE_REFRESH)
+            .unwrap_or(true)
+        {
+            match self.store.run(|q| Ok(q.count_pending()?)).await {
+                Ok(n) => crate::metrics::metrics().deliveries_pending.set(n),
+                Err(e) => tracing::error!(error = %error_chain(&e), "sweep: cannot count pending deliveries"),
+            }
+            if let Ok(mut t) = self.gauge_refreshed.lock() {
+                *t = std::time::Instant::now();
+            }
+        }
         let cutoff = Timestamp::from_datetime(
             now.as_datetime() - chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX),
         );
@@ -118,6 +137,10 @@ async fn retry(shared: Arc<Shared>, row: Claimed, permit: OwnedSemaphorePermit) 
     let completion = match precheck {
         Some(reason) => {
             let last_error = fail_message(reason, "");
+            crate::metrics::metrics()
+                .deliveries
+                .with_label_values(&["failed"])
+                .inc();
             tracing::info!(delivery.id = %row.id, config.id = %row.config_id, %last_error, "delivery failed");
             Completion {
                 delivery_id: row.id,

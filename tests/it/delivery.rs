@@ -494,3 +494,33 @@ async fn worker_process_reports_an_unreachable_broker() {
         .await
         .assert_error(404, "NOT_FOUND", "route not found");
 }
+
+/// `/metrics` counts what the worker did, with no id, endpoint or event type in any label.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_records_attempts_and_requests() {
+    let topic = topic().await;
+    let app = worker_app(Backend::Sqlite, &topic, &[]).await;
+    let receiver = Receiver::start(200).await;
+    let config_id = config_and_record(&app, &topic, &receiver).await;
+    Producer::new(&kafka::bootstrap())
+        .send(&topic, b"not json", None)
+        .await;
+    delivery_in(&app, &config_id, "succeeded").await;
+    let text = eventually(WAIT, "the invalid record to be counted", || async {
+        let reply = app.get("/metrics").await;
+        assert_eq!(reply.content_type, "text/plain; version=0.0.4; charset=utf-8");
+        reply.body.contains("outcome=\"invalid\"").then_some(reply.body)
+    })
+    .await;
+    for needle in [
+        format!("webhooks_events_consumed_total{{outcome=\"matched\",topic=\"{topic}\"}} 1"),
+        format!("webhooks_events_consumed_total{{outcome=\"invalid\",topic=\"{topic}\"}} 1"),
+        "webhooks_attempts_total{outcome=\"succeeded\",status_class=\"2xx\"}".to_owned(),
+        "webhooks_deliveries_total{outcome=\"succeeded\"}".to_owned(),
+        "webhooks_attempt_duration_seconds_bucket".to_owned(),
+        "webhooks_http_requests_total{route=\"/configs\",status=\"200\"}".to_owned(),
+    ] {
+        assert!(text.contains(&needle), "missing {needle} in\n{text}");
+    }
+    assert!(!text.contains(&config_id), "an id leaked into a label");
+}
