@@ -143,10 +143,30 @@ pub async fn consume(
     }
 }
 
+/// Why a record is skipped: the value's own problem, or its size.
+#[derive(Debug)]
+enum Skip {
+    Invalid(crate::domain::event::SkipReason),
+    TooLarge(usize),
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skip::Invalid(reason) => reason.fmt(f),
+            Skip::TooLarge(limit) => write!(f, "record larger than {limit} bytes"),
+        }
+    }
+}
+
 async fn handle(m: &BorrowedMessage<'_>, shared: &Arc<Shared>, tracker: &Mutex<OffsetTracker>) {
     let key: PartitionKey = (m.topic().to_owned(), m.partition());
     let offset = m.offset();
-    let event = match decode_record(m.payload()) {
+    let decoded = match m.payload() {
+        Some(v) if v.len() > shared.max_record_bytes => Err(Skip::TooLarge(shared.max_record_bytes)),
+        payload => decode_record(payload).map_err(Skip::Invalid),
+    };
+    let event = match decoded {
         Ok(e) => e,
         Err(reason) => {
             tracing::warn!(topic = %key.0, partition = key.1, offset, %reason, "skipping record");

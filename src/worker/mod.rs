@@ -36,6 +36,8 @@ pub struct Shared {
     cache: Arc<ConfigCache>,
     permits: Arc<Semaphore>,
     writer: mpsc::Sender<writer::Job>,
+    /// Larger records are skipped: the same bound as an API body (`--max-request-bytes`).
+    max_record_bytes: usize,
 }
 
 /// How to reach Kafka.
@@ -144,6 +146,7 @@ impl Worker {
             cache: Arc::clone(&cache),
             permits: Arc::clone(&permits),
             writer: writer_tx,
+            max_record_bytes: settings.max_request_bytes,
         });
         let shutdown = CancellationToken::new();
         let writer = tokio::spawn(

@@ -145,7 +145,8 @@ both_backends!(
     malformed_records_are_skipped_and_good_ones_delivered,
     |backend| async move {
         let topic = topic().await;
-        let app = worker_app(backend, &topic, &[]).await;
+        let app = worker_app(backend, &topic, &["--max-request-bytes=1000"]).await;
+        let too_large = format!(r#"{{"type":"t","payload":"{}"}}"#, "x".repeat(1000));
         let receiver = Receiver::start(200).await;
         app.create_config(&receiver.url("/h"), &["t"]).await;
         let producer = Producer::new(&kafka::bootstrap());
@@ -154,6 +155,7 @@ both_backends!(
             br#"{"type":"t","payload":1}"#,
             br#"{"type":""}"#,
             b"\xff\xfe",
+            too_large.as_bytes(),
             br#"{"type":"t","date":"yesterday"}"#,
             br#"{"type":"t","payload":2}"#,
         ] {
