@@ -107,7 +107,7 @@ pub struct ServeArgs {
     /// Bytes of a response body read and kept as the attempt's excerpt; 0 reads nothing.
     #[arg(long, value_name = "BYTES", default_value = "65536")]
     pub max_response_bytes: u64,
-    /// Largest accepted API request body, in bytes.
+    /// Largest accepted API request body and Kafka record, in bytes (larger records are skipped).
     #[arg(long, value_name = "BYTES", default_value = "1048576")]
     pub max_request_bytes: u64,
     /// Apply pending migrations at start (always on with SQLite).
