@@ -264,3 +264,51 @@ async fn handle(m: &BorrowedMessage<'_>, shared: &Arc<Shared>, tracker: &Mutex<O
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::KafkaSettings;
+
+    fn settings(sasl: bool, tls: bool, mechanism: &str) -> KafkaSettings {
+        KafkaSettings {
+            bootstrap: "b1:9092,b2:9092".into(),
+            group: "g".into(),
+            session_timeout_ms: 10_000,
+            sasl,
+            sasl_mechanism: mechanism.into(),
+            sasl_username: "u".into(),
+            sasl_password: "p".into(),
+            tls,
+        }
+    }
+
+    #[test]
+    fn at_least_once_settings() {
+        let c = client_config(&settings(false, false, ""));
+        assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(c.get("enable.auto.commit"), Some("true"));
+        assert_eq!(c.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(c.get("group.id"), Some("g"));
+        assert_eq!(c.get("client.id"), Some("g"));
+        assert_eq!(c.get("bootstrap.servers"), Some("b1:9092,b2:9092"));
+        assert_eq!(c.get("security.protocol"), Some("PLAINTEXT"));
+        assert_eq!(c.get("sasl.mechanism"), None);
+    }
+
+    #[test]
+    fn sasl_and_tls_map_to_librdkafka_protocols() {
+        let c = client_config(&settings(true, true, "SCRAM-SHA-512"));
+        assert_eq!(c.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(
+            (c.get("sasl.username"), c.get("sasl.password")),
+            (Some("u"), Some("p"))
+        );
+        let c = client_config(&settings(true, false, ""));
+        assert_eq!(c.get("security.protocol"), Some("SASL_PLAINTEXT"));
+        assert_eq!(c.get("sasl.mechanism"), Some("PLAIN"));
+        let c = client_config(&settings(false, true, ""));
+        assert_eq!(c.get("security.protocol"), Some("SSL"));
+    }
+}
