@@ -1,6 +1,7 @@
 //! The HTTP API (spec §2): one route table, one module per resource, JSON everywhere.
 
 mod configs;
+mod deliveries;
 pub mod errors;
 mod extract;
 mod health;
@@ -49,6 +50,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/configs/{id}/activate"),
     ("PUT", "/configs/{id}/deactivate"),
     ("PUT", "/configs/{id}/secret/change"),
+    ("GET", "/deliveries"),
+    ("GET", "/deliveries/{id}"),
+    ("GET", "/deliveries/{id}/attempts"),
 ];
 
 /// The route table. Each resource answers 405 for other methods; [`not_found`] covers the rest.
@@ -69,7 +73,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/configs/{id}/test").route(web::get().to(configs::test)))
         .service(resource("/configs/{id}/activate").route(web::put().to(configs::activate)))
         .service(resource("/configs/{id}/deactivate").route(web::put().to(configs::deactivate)))
-        .service(resource("/configs/{id}/secret/change").route(web::put().to(configs::change_secret)));
+        .service(resource("/configs/{id}/secret/change").route(web::put().to(configs::change_secret)))
+        .service(resource("/deliveries").route(web::get().to(deliveries::list)))
+        .service(resource("/deliveries/{id}").route(web::get().to(deliveries::get)))
+        .service(resource("/deliveries/{id}/attempts").route(web::get().to(deliveries::attempts)));
 }
 
 /// What `webhooks worker` serves (spec §1.1).

@@ -26,7 +26,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 
 use crate::config::StorageSettings;
-pub use queries::{ConfigFilter, Queries};
+pub use queries::{ConfigFilter, DeliveryFilter, Queries};
 
 type PgPool = Pool<ConnectionManager<PgConnection>>;
 type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;

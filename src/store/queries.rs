@@ -26,6 +26,18 @@ pub struct ConfigFilter {
 
 /// Everything the service asks of the database. Object-safe so one `&mut dyn Queries` serves
 /// both connection types.
+/// Filters and page of `GET /deliveries` (newest first, keyset on `(created_at, id)`).
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub config_id: Option<String>,
+    pub status: Option<String>,
+    pub created_from: Option<Timestamp>,
+    pub created_to: Option<Timestamp>,
+    /// Only rows strictly before this `(created_at, id)`.
+    pub before: Option<(Timestamp, String)>,
+    pub limit: i64,
+}
+
 pub trait Queries {
     fn ping(&mut self) -> QueryResult<()>;
     /// Live (not deleted) configs, newest `updated_at` first.
@@ -72,6 +84,16 @@ pub trait Queries {
     fn attempts_of_delivery(&mut self, delivery_id: &str) -> QueryResult<Vec<AttemptRow>>;
     /// Rows in `pending` (the `webhooks_deliveries_pending` gauge).
     fn count_pending(&mut self) -> QueryResult<i64>;
+    /// A page of deliveries, newest first.
+    fn list_deliveries(&mut self, filter: &DeliveryFilter) -> QueryResult<Vec<DeliveryRow>>;
+    fn get_delivery(&mut self, id: &str) -> QueryResult<Option<DeliveryRow>>;
+    /// A page of a delivery's attempts, newest first, strictly before `before`.
+    fn list_attempts(
+        &mut self,
+        delivery_id: &str,
+        before: Option<(Timestamp, String)>,
+        limit: i64,
+    ) -> QueryResult<Vec<AttemptRow>>;
 }
 
 /// Rows per INSERT statement: well under SQLite's and PostgreSQL's bound-parameter limits.
@@ -489,6 +511,62 @@ macro_rules! backend_queries {
                     cancel_if_config_deleted(conn, &applied, now)?;
                     Ok(applied.len())
                 })
+            }
+
+            fn list_deliveries(&mut self, f: &DeliveryFilter) -> QueryResult<Vec<DeliveryRow>> {
+                let mut q = deliveries::table.select(DeliveryRow::as_select()).into_boxed();
+                if let Some(c) = &f.config_id {
+                    q = q.filter(deliveries::config_id.eq(c.clone()));
+                }
+                if let Some(s) = &f.status {
+                    q = q.filter(deliveries::status.eq(s.clone()));
+                }
+                if let Some(t) = f.created_from {
+                    q = q.filter(deliveries::created_at.ge(DbTime(t)));
+                }
+                if let Some(t) = f.created_to {
+                    q = q.filter(deliveries::created_at.le(DbTime(t)));
+                }
+                if let Some((t, id)) = &f.before {
+                    q = q.filter(
+                        deliveries::created_at
+                            .lt(DbTime(*t))
+                            .or(deliveries::created_at.eq(DbTime(*t)).and(deliveries::id.lt(id.clone()))),
+                    );
+                }
+                q.order((deliveries::created_at.desc(), deliveries::id.desc()))
+                    .limit(f.limit)
+                    .load(self)
+            }
+
+            fn get_delivery(&mut self, id: &str) -> QueryResult<Option<DeliveryRow>> {
+                deliveries::table
+                    .filter(deliveries::id.eq(id))
+                    .select(DeliveryRow::as_select())
+                    .first(self)
+                    .optional()
+            }
+
+            fn list_attempts(
+                &mut self,
+                delivery_id: &str,
+                before: Option<(Timestamp, String)>,
+                limit: i64,
+            ) -> QueryResult<Vec<AttemptRow>> {
+                let mut q = attempts::table
+                    .filter(attempts::delivery_id.eq(delivery_id.to_owned()))
+                    .select(AttemptRow::as_select())
+                    .into_boxed();
+                if let Some((t, id)) = before {
+                    q = q.filter(
+                        attempts::created_at
+                            .lt(DbTime(t))
+                            .or(attempts::created_at.eq(DbTime(t)).and(attempts::id.lt(id))),
+                    );
+                }
+                q.order((attempts::created_at.desc(), attempts::id.desc()))
+                    .limit(limit)
+                    .load(self)
             }
 
             fn count_pending(&mut self) -> QueryResult<i64> {

@@ -567,3 +567,68 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// A config row to insert directly through the store (tests of storage-level behaviour).
+pub fn config_row() -> webhooks::domain::config::Config {
+    let now = webhooks::domain::time::Timestamp::now();
+    webhooks::domain::config::Config {
+        endpoint: "http://127.0.0.1:1/h".into(),
+        secret: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYX".into(),
+        event_types: vec!["t".into()],
+        id: uuid::Uuid::new_v4().to_string(),
+        active: true,
+        name: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// A delivery of `config_id` with its first attempt (a 500), created at `created`; `pending`
+/// rows are due 5 s before `created` + 5 s, i.e. due now-ish when `created` is in the past.
+pub fn first_attempt(
+    config_id: &str,
+    index: usize,
+    status: &'static str,
+    created: webhooks::domain::time::Timestamp,
+) -> webhooks::store::model::FirstAttempt {
+    use webhooks::store::model::{FirstAttempt, NewAttempt, NewDelivery};
+    use webhooks::store::types::DbTime;
+    let id = uuid::Uuid::new_v4().to_string();
+    let due = webhooks::domain::time::Timestamp::from_datetime(
+        created.as_datetime() + chrono::Duration::seconds(5),
+    );
+    FirstAttempt {
+        delivery: NewDelivery {
+            id: id.clone(),
+            event_id: format!("t/0/{index}"),
+            idempotency_key: String::new(),
+            config_id: config_id.to_owned(),
+            event_type: "t".into(),
+            payload: format!("{{\"n\":{index}}}"),
+            status,
+            attempt_count: 1,
+            first_attempt_at: Some(DbTime(created)),
+            next_attempt_at: (status == "pending").then_some(DbTime(due)),
+            claimed_at: None,
+            last_attempt_at: Some(DbTime(created)),
+            last_status_code: Some(500),
+            last_error: String::new(),
+            replay_generation: 0,
+            created_at: DbTime(created),
+            updated_at: DbTime(created),
+        },
+        attempt: NewAttempt {
+            id: uuid::Uuid::new_v4().to_string(),
+            delivery_id: id,
+            attempt_number: 1,
+            replay_generation: 0,
+            endpoint: "http://127.0.0.1:1/h".into(),
+            outcome: "retryable_failure",
+            status_code: 500,
+            error: String::new(),
+            duration_ms: Some(1),
+            response_excerpt: String::new(),
+            created_at: DbTime(created),
+        },
+    }
+}

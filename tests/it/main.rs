@@ -6,6 +6,7 @@ mod kafka;
 mod cli;
 mod config_api;
 mod crash;
+mod deliveries_api;
 mod delivery;
 mod migrations;
 mod openapi;

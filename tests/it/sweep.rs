@@ -4,11 +4,9 @@
 use std::collections::HashSet;
 
 use crate::both_backends;
-use crate::harness::TestDb;
-use webhooks::domain::config::Config;
+use crate::harness::{config_row, first_attempt, TestDb};
 use webhooks::domain::time::Timestamp;
-use webhooks::store::model::{Completion, FirstAttempt, NewAttempt, NewDelivery};
-use webhooks::store::types::DbTime;
+use webhooks::store::model::{Completion, FirstAttempt};
 use webhooks::store::{Migrations, Store};
 
 fn open(db: &TestDb) -> Store {
@@ -21,56 +19,10 @@ fn ago(seconds: i64) -> Timestamp {
 
 /// A config and `n` pending deliveries of it, all due.
 async fn seed(store: &Store, n: usize) -> String {
-    let now = Timestamp::now();
-    let config = Config {
-        endpoint: "http://127.0.0.1:1/h".into(),
-        secret: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYX".into(),
-        event_types: vec!["t".into()],
-        id: uuid::Uuid::new_v4().to_string(),
-        active: true,
-        name: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let config = config_row();
     let config_id = config.id.clone();
     let rows: Vec<FirstAttempt> = (0..n)
-        .map(|i| {
-            let id = uuid::Uuid::new_v4().to_string();
-            FirstAttempt {
-                delivery: NewDelivery {
-                    id: id.clone(),
-                    event_id: format!("t/0/{i}"),
-                    idempotency_key: String::new(),
-                    config_id: config_id.clone(),
-                    event_type: "t".into(),
-                    payload: "{}".into(),
-                    status: "pending",
-                    attempt_count: 1,
-                    first_attempt_at: Some(DbTime(ago(10))),
-                    next_attempt_at: Some(DbTime(ago(5))),
-                    claimed_at: None,
-                    last_attempt_at: Some(DbTime(ago(10))),
-                    last_status_code: Some(500),
-                    last_error: String::new(),
-                    replay_generation: 0,
-                    created_at: DbTime(ago(10)),
-                    updated_at: DbTime(ago(10)),
-                },
-                attempt: NewAttempt {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    delivery_id: id,
-                    attempt_number: 1,
-                    replay_generation: 0,
-                    endpoint: "http://127.0.0.1:1/h".into(),
-                    outcome: "retryable_failure",
-                    status_code: 500,
-                    error: String::new(),
-                    duration_ms: Some(1),
-                    response_excerpt: String::new(),
-                    created_at: DbTime(ago(10)),
-                },
-            }
-        })
+        .map(|i| first_attempt(&config_id, i, "pending", ago(10)))
         .collect();
     store
         .run(move |q| {

@@ -1,0 +1,305 @@
+//! `/deliveries` history routes (spec §2.7): list with filters and a keyset cursor, one
+//! delivery with its payload, and its attempts.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use super::extract::query_pairs;
+use super::{cursor, data, ApiError, AppState, Cursor};
+use crate::domain::time::Timestamp;
+use crate::store::model::{AttemptRow, DeliveryRow};
+use crate::store::DeliveryFilter;
+
+const STATUSES: [&str; 5] = ["pending", "delivering", "succeeded", "failed", "cancelled"];
+const DEFAULT_PAGE: i64 = 100;
+const LIST_PARAMS: [&str; 6] = [
+    "configId",
+    "status",
+    "createdAtFrom",
+    "createdAtTo",
+    "cursor",
+    "pageSize",
+];
+
+/// A delivery as the API shows it; `payload` only on the single-delivery route.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeliveryOut {
+    id: String,
+    #[serde(rename = "eventID")]
+    event_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    idempotency_key: String,
+    #[serde(rename = "configID")]
+    config_id: String,
+    event_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<String>,
+    status: String,
+    attempt_count: i64,
+    replay_generation: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cycle_started_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_attempt_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claimed_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_attempt_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_status_code: Option<i64>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    last_error: String,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl DeliveryOut {
+    fn new(d: DeliveryRow, with_payload: bool) -> Self {
+        DeliveryOut {
+            id: d.id,
+            event_id: d.event_id,
+            idempotency_key: d.idempotency_key,
+            config_id: d.config_id,
+            event_type: d.event_type,
+            payload: with_payload.then_some(d.payload),
+            status: d.status,
+            attempt_count: d.attempt_count,
+            replay_generation: d.replay_generation,
+            cycle_started_at: d.first_attempt_at.map(|t| t.0),
+            next_attempt_at: d.next_attempt_at.map(|t| t.0),
+            claimed_at: d.claimed_at.map(|t| t.0),
+            last_attempt_at: d.last_attempt_at.map(|t| t.0),
+            last_status_code: d.last_status_code,
+            last_error: d.last_error,
+            created_at: d.created_at.0,
+            updated_at: d.updated_at.0,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AttemptOut {
+    id: String,
+    #[serde(rename = "deliveryID")]
+    delivery_id: String,
+    attempt_number: i64,
+    replay_generation: i64,
+    endpoint: String,
+    outcome: String,
+    status_code: i64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_millis: Option<i64>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    response_excerpt: String,
+    created_at: Timestamp,
+}
+
+impl From<AttemptRow> for AttemptOut {
+    fn from(a: AttemptRow) -> Self {
+        AttemptOut {
+            id: a.id,
+            delivery_id: a.delivery_id,
+            attempt_number: a.attempt_number,
+            replay_generation: a.replay_generation,
+            endpoint: a.endpoint,
+            outcome: a.outcome,
+            status_code: a.status_code,
+            error: a.error,
+            duration_millis: a.duration_ms,
+            response_excerpt: a.response_excerpt,
+            created_at: a.created_at.0,
+        }
+    }
+}
+
+/// The list cursor: base64url (no padding) of `{"createdAt":…,"id":…}`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Position {
+    created_at: String,
+    id: String,
+}
+
+fn encode_cursor(created_at: Timestamp, id: &str) -> String {
+    let position = Position {
+        created_at: created_at.to_rfc3339(),
+        id: id.to_owned(),
+    };
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&position).unwrap_or_default())
+}
+
+fn decode_cursor(raw: &str) -> Result<(Timestamp, String), ApiError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(raw)
+        .map_err(|e| ApiError::validation(format!("invalid cursor: {e}")))?;
+    let invalid = || ApiError::validation("invalid cursor");
+    let position: Position = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let at = parse_time(&position.created_at).map_err(|_| invalid())?;
+    if position.id.is_empty() || at.as_datetime().timestamp() <= ZERO_TIME_SECONDS {
+        return Err(invalid());
+    }
+    Ok((at, position.id))
+}
+
+/// `0001-01-01T00:00:00Z`, Go's zero time, never a real position.
+const ZERO_TIME_SECONDS: i64 = -62_135_596_800;
+
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| Timestamp::from_datetime(t.with_timezone(&chrono::Utc)))
+        .map_err(|e| format!("parsing time {s:?}: {e}"))
+}
+
+fn page_size(raw: Option<&str>) -> Result<i64, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_PAGE),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::validation("pageSize must be between 1 and 1000")),
+    }
+}
+
+/// The query as single values, after the checks every list route shares: only `allowed`
+/// names (unless `ignore_others`), each at most once.
+fn single_values(
+    req: &HttpRequest,
+    allowed: &[&str],
+    ignore_others: bool,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let mut pairs = query_pairs(req);
+    if ignore_others {
+        pairs.retain(|(k, _)| allowed.contains(&k.as_str()));
+    } else if let Some((k, _)) = pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::validation(format!("unsupported query parameter: {k}")));
+    }
+    for (i, (k, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(other, _)| other == k) {
+            return Err(ApiError::validation("query parameters must have one value"));
+        }
+    }
+    Ok(pairs)
+}
+
+fn value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let pairs = single_values(&req, &LIST_PARAMS, false)?;
+    let config_id = value(&pairs, "configId");
+    if config_id.is_some_and(|c| uuid::Uuid::parse_str(c).is_err()) {
+        return Err(ApiError::validation("configId must be a UUID"));
+    }
+    let status = value(&pairs, "status");
+    if status.is_some_and(|s| !STATUSES.contains(&s)) {
+        return Err(ApiError::validation("invalid delivery status"));
+    }
+    let time = |name| {
+        value(&pairs, name)
+            .map(parse_time)
+            .transpose()
+            .map_err(|e| ApiError::validation(format!("timestamp must use RFC3339: {e}")))
+    };
+    let (created_from, created_to) = (time("createdAtFrom")?, time("createdAtTo")?);
+    let limit = page_size(value(&pairs, "pageSize"))?;
+    let before = value(&pairs, "cursor").map(decode_cursor).transpose()?;
+    let filter = DeliveryFilter {
+        config_id: config_id.map(str::to_owned),
+        status: status.map(str::to_owned),
+        created_from,
+        created_to,
+        before,
+        limit: limit + 1,
+    };
+    let mut rows = state.store.run(move |q| Ok(q.list_deliveries(&filter)?)).await?;
+    let has_more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next = match (has_more, rows.last()) {
+        (true, Some(last)) => encode_cursor(last.created_at.0, &last.id),
+        _ => String::new(),
+    };
+    Ok(cursor(&Cursor {
+        page_size: usize::try_from(limit).unwrap_or(0),
+        has_more,
+        previous: String::new(),
+        next,
+        data: rows.into_iter().map(|d| DeliveryOut::new(d, false)).collect(),
+    }))
+}
+
+pub async fn get(id: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let row = state
+        .store
+        .run(move |q| Ok(q.get_delivery(&id)?))
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery not found"))?;
+    Ok(data(&DeliveryOut::new(row, true)))
+}
+
+pub async fn attempts(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let pairs = single_values(&req, &["cursor", "pageSize"], true)?;
+    let limit = page_size(value(&pairs, "pageSize"))?;
+    let before = value(&pairs, "cursor").map(decode_cursor).transpose()?;
+    let id = id.into_inner();
+    let page = state
+        .store
+        .run(move |q| {
+            if q.get_delivery(&id)?.is_none() {
+                return Ok(None);
+            }
+            Ok(Some(q.list_attempts(&id, before, limit + 1)?))
+        })
+        .await?;
+    let mut rows = page.ok_or_else(|| ApiError::not_found("delivery not found"))?;
+    let has_more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next = match (has_more, rows.last()) {
+        (true, Some(last)) => encode_cursor(last.created_at.0, &last.id),
+        _ => String::new(),
+    };
+    Ok(cursor(&Cursor {
+        page_size: usize::try_from(limit).unwrap_or(0),
+        has_more,
+        previous: String::new(),
+        next,
+        data: rows.into_iter().map(AttemptOut::from).collect(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let t =
+            Timestamp::parse_storage_text("2024-05-01T10:00:00.123400Z").unwrap_or_else(|e| panic!("{e}"));
+        let c = encode_cursor(t, "abc");
+        assert!(!c.contains('=') && !c.contains('+') && !c.contains('/'));
+        let (at, id) = decode_cursor(&c).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((at, id.as_str()), (t, "abc"));
+        let msg = |raw: &str| decode_cursor(raw).err().map(|e| e.message);
+        assert!(msg("!!!").is_some_and(|m| m.starts_with("invalid cursor: ")));
+        assert_eq!(
+            msg(&URL_SAFE_NO_PAD.encode("not json")).as_deref(),
+            Some("invalid cursor")
+        );
+        let empty_id = URL_SAFE_NO_PAD.encode(r#"{"createdAt":"2024-05-01T10:00:00Z","id":""}"#);
+        assert_eq!(msg(&empty_id).as_deref(), Some("invalid cursor"));
+        let zero = URL_SAFE_NO_PAD.encode(r#"{"createdAt":"0001-01-01T00:00:00Z","id":"x"}"#);
+        assert_eq!(msg(&zero).as_deref(), Some("invalid cursor"));
+    }
+}
