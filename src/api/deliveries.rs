@@ -192,6 +192,33 @@ fn value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
+/// One page of a keyset list: `rows` holds up to `limit + 1` rows, the extra one only telling
+/// that more follow; `next` is the cursor of the page's last row.
+fn page<R, T: Serialize>(
+    mut rows: Vec<R>,
+    limit: i64,
+    position: impl Fn(&R) -> (Timestamp, &str),
+    out: impl FnMut(R) -> T,
+) -> HttpResponse {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = match (has_more, rows.last()) {
+        (true, Some(last)) => {
+            let (at, id) = position(last);
+            encode_cursor(at, id)
+        }
+        _ => String::new(),
+    };
+    cursor(&Cursor {
+        page_size: limit,
+        has_more,
+        previous: String::new(),
+        next,
+        data: rows.into_iter().map(out).collect(),
+    })
+}
+
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let pairs = single_values(&req, &LIST_PARAMS, false)?;
     let config_id = value(&pairs, "configId");
@@ -219,20 +246,13 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         before,
         limit: limit + 1,
     };
-    let mut rows = state.store.run(move |q| Ok(q.list_deliveries(&filter)?)).await?;
-    let has_more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next = match (has_more, rows.last()) {
-        (true, Some(last)) => encode_cursor(last.created_at.0, &last.id),
-        _ => String::new(),
-    };
-    Ok(cursor(&Cursor {
-        page_size: usize::try_from(limit).unwrap_or(0),
-        has_more,
-        previous: String::new(),
-        next,
-        data: rows.into_iter().map(|d| DeliveryOut::new(d, false)).collect(),
-    }))
+    let rows = state.store.run(move |q| Ok(q.list_deliveries(&filter)?)).await?;
+    Ok(page(
+        rows,
+        limit,
+        |d| (d.created_at.0, &d.id),
+        |d| DeliveryOut::new(d, false),
+    ))
 }
 
 pub async fn get(id: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -254,7 +274,7 @@ pub async fn attempts(
     let limit = page_size(value(&pairs, "pageSize"))?;
     let before = value(&pairs, "cursor").map(decode_cursor).transpose()?;
     let id = id.into_inner();
-    let page = state
+    let rows = state
         .store
         .run(move |q| {
             if q.get_delivery(&id)?.is_none() {
@@ -263,20 +283,8 @@ pub async fn attempts(
             Ok(Some(q.list_attempts(&id, before, limit + 1)?))
         })
         .await?;
-    let mut rows = page.ok_or_else(|| ApiError::not_found("delivery not found"))?;
-    let has_more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next = match (has_more, rows.last()) {
-        (true, Some(last)) => encode_cursor(last.created_at.0, &last.id),
-        _ => String::new(),
-    };
-    Ok(cursor(&Cursor {
-        page_size: usize::try_from(limit).unwrap_or(0),
-        has_more,
-        previous: String::new(),
-        next,
-        data: rows.into_iter().map(AttemptOut::from).collect(),
-    }))
+    let rows = rows.ok_or_else(|| ApiError::not_found("delivery not found"))?;
+    Ok(page(rows, limit, |a| (a.created_at.0, &a.id), AttemptOut::from))
 }
 
 #[cfg(test)]
