@@ -10,7 +10,7 @@ use super::extract::query_pairs;
 use super::{cursor, data, ApiError, AppState, Cursor};
 use crate::domain::time::Timestamp;
 use crate::store::model::{AttemptRow, DeliveryRow};
-use crate::store::DeliveryFilter;
+use crate::store::{DeliveryFilter, ReplayOutcome};
 
 const STATUSES: [&str; 5] = ["pending", "delivering", "succeeded", "failed", "cancelled"];
 const DEFAULT_PAGE: i64 = 100;
@@ -285,6 +285,68 @@ pub async fn attempts(
         .await?;
     let rows = rows.ok_or_else(|| ApiError::not_found("delivery not found"))?;
     Ok(page(rows, limit, |a| (a.created_at.0, &a.id), AttemptOut::from))
+}
+
+/// `POST /deliveries/{id}/replay` (spec §2.7): idempotent per `Idempotency-Key` for 24 h.
+pub async fn replay(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotency_key(&req)?;
+    let id = id.into_inner();
+    let request = serde_json::json!({ "route": "delivery", "request": id }).to_string();
+    let hash = sha256_hex(request.as_bytes());
+    let outcome = state
+        .store
+        .run(move |q| {
+            let render =
+                |row: DeliveryRow| serde_json::to_string(&DeliveryOut::new(row, true)).unwrap_or_default();
+            Ok(q.replay_delivery(&key, &hash, &id, Timestamp::now(), &render)?)
+        })
+        .await?;
+    let body = match outcome {
+        ReplayOutcome::Cached(body) => body,
+        ReplayOutcome::Replayed(body) => {
+            state.store.notify_due();
+            body
+        }
+        ReplayOutcome::KeyConflict => {
+            return Err(ApiError::conflict(
+                "idempotency key already used with another request",
+            ))
+        }
+        ReplayOutcome::NotFound => return Err(ApiError::not_found("delivery not found")),
+        ReplayOutcome::NotReplayable => return Err(ApiError::conflict("delivery cannot be replayed")),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(format!("{{\"data\":{body}}}\n")))
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<String, ApiError> {
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if key.is_empty() {
+        return Err(ApiError::validation("Idempotency-Key header is required"));
+    }
+    if key.chars().count() > 255 {
+        return Err(ApiError::validation(
+            "Idempotency-Key must not exceed 255 characters",
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

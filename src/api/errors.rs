@@ -34,6 +34,14 @@ impl ApiError {
         }
     }
 
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            code: "CONFLICT",
+            message: message.into(),
+        }
+    }
+
     pub fn config_not_found() -> Self {
         Self::not_found("config not found")
     }

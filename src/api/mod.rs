@@ -53,6 +53,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/deliveries"),
     ("GET", "/deliveries/{id}"),
     ("GET", "/deliveries/{id}/attempts"),
+    ("POST", "/deliveries/{id}/replay"),
 ];
 
 /// The route table. Each resource answers 405 for other methods; [`not_found`] covers the rest.
@@ -76,7 +77,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/configs/{id}/secret/change").route(web::put().to(configs::change_secret)))
         .service(resource("/deliveries").route(web::get().to(deliveries::list)))
         .service(resource("/deliveries/{id}").route(web::get().to(deliveries::get)))
-        .service(resource("/deliveries/{id}/attempts").route(web::get().to(deliveries::attempts)));
+        .service(resource("/deliveries/{id}/attempts").route(web::get().to(deliveries::attempts)))
+        .service(resource("/deliveries/{id}/replay").route(web::post().to(deliveries::replay)));
 }
 
 /// What `webhooks worker` serves (spec §1.1).

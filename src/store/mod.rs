@@ -26,7 +26,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 
 use crate::config::StorageSettings;
-pub use queries::{ConfigFilter, DeliveryFilter, Queries};
+pub use queries::{ConfigFilter, DeliveryFilter, Queries, ReplayOutcome};
 
 type PgPool = Pool<ConnectionManager<PgConnection>>;
 type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
@@ -65,6 +65,9 @@ pub struct Store {
     backend: Arc<Backend>,
     /// Signalled after every config change made through this handle (in-process cache refresh).
     config_changes: Arc<tokio::sync::Notify>,
+    /// Signalled when deliveries became due sooner than planned (new pending rows, replays):
+    /// wakes the in-process retry sweep.
+    deliveries_due: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Store {
@@ -112,6 +115,7 @@ impl Store {
         Ok(Store {
             backend: Arc::new(backend),
             config_changes: Arc::default(),
+            deliveries_due: Arc::default(),
         })
     }
 
@@ -143,6 +147,15 @@ impl Store {
 
     pub fn config_changes(&self) -> Arc<tokio::sync::Notify> {
         Arc::clone(&self.config_changes)
+    }
+
+    /// Wakes the in-process retry sweep: something is due now.
+    pub fn notify_due(&self) {
+        self.deliveries_due.notify_one();
+    }
+
+    pub fn due_notifications(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.deliveries_due)
     }
 
     /// Probes the database with a query on the schema (used by `/_healthcheck`).

@@ -14,7 +14,7 @@ use crate::domain::time::Timestamp;
 use crate::store::model::{
     AttemptRow, Claimed, Completion, DeliveryRow, FirstAttempt, NewAttempt, NewDelivery,
 };
-use crate::store::schema::{attempts, configs, deliveries};
+use crate::store::schema::{attempts, configs, deliveries, replay_requests};
 use crate::store::types::{DbList, DbTime};
 
 /// Exact-match filters of `GET /configs`.
@@ -36,6 +36,20 @@ pub struct DeliveryFilter {
     /// Only rows strictly before this `(created_at, id)`.
     pub before: Option<(Timestamp, String)>,
     pub limit: i64,
+}
+
+/// What a single replay did (spec §2.7); the caller renders the delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    /// Same key and request within 24 h: the stored response, unchanged.
+    Cached(String),
+    /// Same key, another request, within 24 h.
+    KeyConflict,
+    NotFound,
+    /// Succeeded, delivering or cancelled, or its config is inactive or deleted.
+    NotReplayable,
+    /// Applied; the rendered response was stored under the key.
+    Replayed(String),
 }
 
 pub trait Queries {
@@ -94,6 +108,16 @@ pub trait Queries {
         before: Option<(Timestamp, String)>,
         limit: i64,
     ) -> QueryResult<Vec<AttemptRow>>;
+    /// Replays one delivery under an idempotency key, in one transaction serialised per key.
+    /// `render` turns the updated delivery into the response stored for later calls.
+    fn replay_delivery(
+        &mut self,
+        key: &str,
+        request_hash: &str,
+        id: &str,
+        now: Timestamp,
+        render: &dyn Fn(DeliveryRow) -> String,
+    ) -> QueryResult<ReplayOutcome>;
 }
 
 /// Rows per INSERT statement: well under SQLite's and PostgreSQL's bound-parameter limits.
@@ -128,7 +152,7 @@ impl From<ConfigRow> for Config {
 }
 
 macro_rules! backend_queries {
-    ($conn:ty, $write_tx:ident, $configs_changed:path, $insert_deliveries:path, $insert_attempts:path, [$($lock:tt)*]) => {
+    ($conn:ty, $write_tx:ident, $configs_changed:path, $insert_deliveries:path, $insert_attempts:path, $lock_key:path, [$($lock:tt)*]) => {
         fn live_config(conn: &mut $conn, id: &str) -> QueryResult<Option<Config>> {
             configs::table
                 .filter(configs::id.eq(id))
@@ -513,6 +537,91 @@ macro_rules! backend_queries {
                 })
             }
 
+            fn replay_delivery(
+                &mut self,
+                key: &str,
+                request_hash: &str,
+                id: &str,
+                now: Timestamp,
+                render: &dyn Fn(DeliveryRow) -> String,
+            ) -> QueryResult<ReplayOutcome> {
+                self.$write_tx(|conn| {
+                    $lock_key(conn, key)?;
+                    let day_ago = Timestamp::from_datetime(now.as_datetime() - chrono::Duration::hours(24));
+                    let stored: Option<(String, String, DbTime)> = replay_requests::table
+                        .filter(replay_requests::key.eq(key))
+                        .select((replay_requests::request_hash, replay_requests::response, replay_requests::created_at))
+                        .first(conn)
+                        .optional()?;
+                    if let Some((hash, response, created)) = stored {
+                        if created.0 > day_ago {
+                            return Ok(if hash == request_hash {
+                                ReplayOutcome::Cached(response)
+                            } else {
+                                ReplayOutcome::KeyConflict
+                            });
+                        }
+                        diesel::delete(replay_requests::table.filter(replay_requests::key.eq(key))).execute(conn)?;
+                    }
+                    let Some(row) = deliveries::table
+                        .filter(deliveries::id.eq(id))
+                        .select(DeliveryRow::as_select())
+                        .first(conn)
+                        .optional()?
+                    else {
+                        return Ok(ReplayOutcome::NotFound);
+                    };
+                    let live = configs::table
+                        .filter(configs::id.eq(&row.config_id))
+                        .filter(configs::active.eq(true))
+                        .filter(configs::deleted_at.is_null())
+                        .count()
+                        .get_result::<i64>(conn)?
+                        > 0;
+                    let target = deliveries::table
+                        .filter(deliveries::id.eq(id))
+                        .filter(deliveries::status.eq(row.status.clone()));
+                    let changed = match row.status.as_str() {
+                        _ if !live => 0,
+                        "failed" => diesel::update(target)
+                            .set((
+                                deliveries::status.eq("pending"),
+                                deliveries::replay_generation.eq(row.replay_generation + 1),
+                                deliveries::attempt_count.eq(0),
+                                deliveries::first_attempt_at.eq(None::<DbTime>),
+                                deliveries::claimed_at.eq(None::<DbTime>),
+                                deliveries::next_attempt_at.eq(Some(DbTime(now))),
+                                deliveries::updated_at.eq(DbTime(now)),
+                            ))
+                            .execute(conn)?,
+                        "pending" => diesel::update(target)
+                            .set((
+                                deliveries::next_attempt_at.eq(Some(DbTime(now))),
+                                deliveries::updated_at.eq(DbTime(now)),
+                            ))
+                            .execute(conn)?,
+                        _ => 0,
+                    };
+                    if changed == 0 {
+                        return Ok(ReplayOutcome::NotReplayable);
+                    }
+                    let row = deliveries::table
+                        .filter(deliveries::id.eq(id))
+                        .select(DeliveryRow::as_select())
+                        .first(conn)?;
+                    let response = render(row);
+                    diesel::insert_into(replay_requests::table)
+                        .values((
+                            replay_requests::key.eq(key),
+                            replay_requests::request_hash.eq(request_hash),
+                            replay_requests::response.eq(&response),
+                            replay_requests::created_at.eq(DbTime(now)),
+                        ))
+                        .execute(conn)?;
+                    Ok(ReplayOutcome::Replayed(response))
+                })
+            }
+
             fn list_deliveries(&mut self, f: &DeliveryFilter) -> QueryResult<Vec<DeliveryRow>> {
                 let mut q = deliveries::table.select(DeliveryRow::as_select()).into_boxed();
                 if let Some(c) = &f.config_id {
@@ -619,6 +728,14 @@ mod postgres {
         Ok(())
     }
 
+    /// Serialises requests for one idempotency key until the transaction ends.
+    fn lock_key(conn: &mut PgConnection, key: &str) -> QueryResult<()> {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind::<diesel::sql_types::Text, _>(key)
+            .execute(conn)?;
+        Ok(())
+    }
+
     /// Multi-row inserts; a row another worker wrote first is absorbed.
     fn insert_deliveries(conn: &mut PgConnection, rows: &[NewDelivery]) -> QueryResult<()> {
         for chunk in rows.chunks(WRITE_CHUNK) {
@@ -646,6 +763,7 @@ mod postgres {
         notify,
         insert_deliveries,
         insert_attempts,
+        lock_key,
         [.for_update().skip_locked()]
     );
 }
@@ -655,6 +773,11 @@ mod sqlite {
 
     /// SQLite serves one process, which is told in-process instead.
     fn notify(_conn: &mut SqliteConnection) -> QueryResult<()> {
+        Ok(())
+    }
+
+    /// SQLite's write transaction (BEGIN IMMEDIATE) already serialises every writer.
+    fn lock_key(_conn: &mut SqliteConnection, _key: &str) -> QueryResult<()> {
         Ok(())
     }
 
@@ -686,6 +809,7 @@ mod sqlite {
         notify,
         insert_deliveries,
         insert_attempts,
+        lock_key,
         []
     );
 }

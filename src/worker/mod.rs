@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -133,7 +133,7 @@ impl Worker {
 
         let (writer_tx, writer_rx) = mpsc::channel(writer::QUEUE);
         let storage_ok = Arc::new(AtomicBool::new(true));
-        let wake_sweep = Arc::new(Notify::new());
+        let wake_sweep = store.due_notifications();
         let permits = Arc::new(Semaphore::new(settings.delivery_concurrency));
         let shared = Arc::new(Shared {
             outbound,

@@ -526,3 +526,84 @@ async fn metrics_count_records_attempts_and_requests() {
     }
     assert!(!text.contains(&config_id), "an id leaked into a label");
 }
+
+// The reference's durable-delivery scenario (spec §9.3), with idempotent replay.
+both_backends!(
+    failed_delivery_is_listed_and_replayed_once,
+    |backend| async move {
+        let topic = topic().await;
+        let app = worker_app(
+            backend,
+            &topic,
+            &[
+                "--retry-period=100ms",
+                "--min-backoff-delay=100ms",
+                "--abort-after=3s",
+            ],
+        )
+        .await;
+        let receiver = Receiver::start(404).await;
+        let c = app.create_config(&receiver.url("/h"), &["t"]).await;
+        let config_id = c["id"].as_str().unwrap_or_default().to_owned();
+        Producer::new(&kafka::bootstrap())
+            .send(&topic, br#"{"type":"t","idempotency_key":"durable-event"}"#, None)
+            .await;
+        delivery_in(&app, &config_id, "failed").await;
+        let listed = app
+            .get(&format!("/deliveries?configId={config_id}&status=failed"))
+            .await
+            .json();
+        let items = listed["cursor"]["data"].as_array().cloned().unwrap_or_default();
+        assert_eq!(items.len(), 1);
+        assert!(items[0].get("payload").is_none());
+        let id = items[0]["id"].as_str().unwrap_or_default().to_owned();
+        let one = app.get(&format!("/deliveries/{id}")).await.json();
+        assert!(one["data"]["payload"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("durable-event"));
+        assert_eq!(one["data"]["idempotencyKey"], "durable-event");
+
+        receiver.set_status(204);
+        let replay = |key: Option<&'static str>, id: String| {
+            let client = app.client.clone();
+            let url = format!("{}/deliveries/{id}/replay", app.base);
+            async move {
+                let mut req = client.post(url);
+                if let Some(k) = key {
+                    req = req.header("Idempotency-Key", k);
+                }
+                let resp = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+                (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+            }
+        };
+        let (status, first_body) = replay(Some("k1"), id.clone()).await;
+        assert_eq!(status, 200, "{first_body}");
+        let done = delivery_in(&app, &config_id, "succeeded").await;
+        assert_eq!((done.replay_generation, done.attempt_count), (1, 1));
+        assert_eq!(receiver.count(), 2);
+        // The same request again: the stored response, nothing changes.
+        assert_eq!(replay(Some("k1"), id.clone()).await, (200, first_body));
+        assert_eq!(receiver.count(), 2);
+        let (status, body) = replay(Some("k1"), "another-delivery".to_owned()).await;
+        assert_eq!((status, body.as_str()), (409, "{\"errorCode\":\"CONFLICT\",\"errorMessage\":\"idempotency key already used with another request\"}\n"));
+        let (status, body) = replay(None, id.clone()).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (
+                400,
+                "{\"errorCode\":\"VALIDATION\",\"errorMessage\":\"Idempotency-Key header is required\"}\n"
+            )
+        );
+        let (status, body) = replay(Some("k2"), id.clone()).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (
+                409,
+                "{\"errorCode\":\"CONFLICT\",\"errorMessage\":\"delivery cannot be replayed\"}\n"
+            )
+        );
+        let (status, _) = replay(Some("k3"), "unknown".to_owned()).await;
+        assert_eq!(status, 404);
+    }
+);
