@@ -118,6 +118,13 @@ pub trait Queries {
         now: Timestamp,
         render: &dyn Fn(DeliveryRow) -> String,
     ) -> QueryResult<ReplayOutcome>;
+    /// Deletes up to `limit` deliveries in one of `statuses` last updated before `before`
+    /// (their attempts go with them); returns how many.
+    fn purge_deliveries(&mut self, statuses: &[&str], before: Timestamp, limit: i64) -> QueryResult<usize>;
+    /// Deletes idempotency records created before `before`.
+    fn purge_replay_requests(&mut self, before: Timestamp) -> QueryResult<usize>;
+    /// Deletes soft-deleted configs that no delivery references any more.
+    fn purge_deleted_configs(&mut self) -> QueryResult<usize>;
 }
 
 /// Rows per INSERT statement: well under SQLite's and PostgreSQL's bound-parameter limits.
@@ -620,6 +627,38 @@ macro_rules! backend_queries {
                         .execute(conn)?;
                     Ok(ReplayOutcome::Replayed(response))
                 })
+            }
+
+            fn purge_deliveries(&mut self, statuses: &[&str], before: Timestamp, limit: i64) -> QueryResult<usize> {
+                self.$write_tx(|conn| {
+                    let ids: Vec<String> = deliveries::table
+                        .select(deliveries::id)
+                        .filter(deliveries::status.eq_any(statuses))
+                        .filter(deliveries::updated_at.lt(DbTime(before)))
+                        .limit(limit)
+                        .load(conn)?;
+                    if ids.is_empty() {
+                        return Ok(0);
+                    }
+                    diesel::delete(attempts::table.filter(attempts::delivery_id.eq_any(&ids))).execute(conn)?;
+                    diesel::delete(deliveries::table.filter(deliveries::id.eq_any(&ids))).execute(conn)
+                })
+            }
+
+            fn purge_replay_requests(&mut self, before: Timestamp) -> QueryResult<usize> {
+                diesel::delete(replay_requests::table.filter(replay_requests::created_at.lt(DbTime(before))))
+                    .execute(self)
+            }
+
+            fn purge_deleted_configs(&mut self) -> QueryResult<usize> {
+                diesel::delete(
+                    configs::table
+                        .filter(configs::deleted_at.is_not_null())
+                        .filter(diesel::dsl::not(diesel::dsl::exists(
+                            deliveries::table.filter(deliveries::config_id.eq(configs::id)),
+                        ))),
+                )
+                .execute(self)
             }
 
             fn list_deliveries(&mut self, f: &DeliveryFilter) -> QueryResult<Vec<DeliveryRow>> {

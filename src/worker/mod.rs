@@ -8,6 +8,7 @@ mod attempt;
 pub mod cache;
 mod consumer;
 pub mod embedded_broker;
+pub mod retention;
 mod sweep;
 pub mod tracker;
 mod writer;
@@ -160,6 +161,14 @@ impl Worker {
             .run(),
         );
         let follow = tokio::spawn(Arc::clone(&cache).follow(store.clone(), shutdown.clone()));
+        let retention = tokio::spawn(
+            retention::Retention {
+                period: settings.args.retention_period.0,
+                success_delay: settings.args.retention_success_delay.0,
+                failed_delay: settings.args.retention_failed_delay.0,
+            }
+            .run(store.clone(), shutdown.clone()),
+        );
         let sweep = tokio::spawn(
             sweep::Sweep {
                 shared: Arc::clone(&shared),
@@ -192,6 +201,7 @@ impl Worker {
             let _ = consume.await;
             let _ = sweep.await;
             let _ = follow.await;
+            let _ = retention.await;
             // Every permit back means no call is in flight and every outcome is queued.
             if tokio::time::timeout(in_flight_deadline, permits.acquire_many(total))
                 .await

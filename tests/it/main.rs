@@ -10,5 +10,6 @@ mod deliveries_api;
 mod delivery;
 mod migrations;
 mod openapi;
+mod retention;
 mod sweep;
 mod test_route;
