@@ -176,11 +176,7 @@ impl Worker {
                 retry_period: settings.retry.retry_period,
                 lease: attempt::lease(settings.http.timeout),
                 wake: wake_sweep,
-                gauge_refreshed: std::sync::Mutex::new(
-                    std::time::Instant::now()
-                        .checked_sub(Duration::from_secs(3600))
-                        .unwrap_or_else(std::time::Instant::now),
-                ),
+                gauge_refreshed: None,
             }
             .run(shutdown.clone()),
         );

@@ -34,14 +34,14 @@ pub struct Sweep {
     pub lease: Duration,
     pub wake: Arc<Notify>,
     /// When `webhooks_deliveries_pending` was last counted.
-    pub gauge_refreshed: std::sync::Mutex<std::time::Instant>,
+    pub gauge_refreshed: Option<std::time::Instant>,
 }
 
 /// How often the pending-deliveries gauge is recounted (the contract asks for once a minute).
 const GAUGE_REFRESH: Duration = Duration::from_secs(30);
 
 impl Sweep {
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut tasks = JoinSet::new();
         while !shutdown.is_cancelled() {
             let wait = self.iteration(&mut tasks).await;
@@ -59,21 +59,14 @@ impl Sweep {
     }
 
     /// One pass; returns how long to sleep before the next.
-    async fn iteration(&self, tasks: &mut JoinSet<()>) -> Duration {
+    async fn iteration(&mut self, tasks: &mut JoinSet<()>) -> Duration {
         let now = Timestamp::now();
-        if self
-            .gauge_refreshed
-            .lock()
-            .map(|t| t.elapsed() >= GAUGE_REFRESH)
-            .unwrap_or(true)
-        {
+        if self.gauge_refreshed.is_none_or(|t| t.elapsed() >= GAUGE_REFRESH) {
             match self.store.run(|q| Ok(q.count_pending()?)).await {
                 Ok(n) => crate::metrics::metrics().deliveries_pending.set(n),
                 Err(e) => tracing::error!(error = %error_chain(&e), "sweep: cannot count pending deliveries"),
             }
-            if let Ok(mut t) = self.gauge_refreshed.lock() {
-                *t = std::time::Instant::now();
-            }
+            self.gauge_refreshed = Some(std::time::Instant::now());
         }
         let cutoff = Timestamp::from_datetime(
             now.as_datetime() - chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX),
