@@ -120,6 +120,23 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// `serve` settings from flags alone (the environment is not read), exactly as the binary
+    /// builds them: for tests and the benchmark.
+    pub fn from_flags(flags: &[&str]) -> Result<Self, String> {
+        let mut argv = vec!["webhooks", "serve"];
+        argv.extend_from_slice(flags);
+        match crate::cli::parse(argv, |_| None) {
+            Ok(crate::cli::Parsed::Run(cli, provenance)) => match cli.command {
+                crate::cli::Command::Serve(args) => {
+                    Settings::from_args(args, &provenance).map_err(|e| e.to_string())
+                }
+                other => Err(format!("not serve: {other:?}")),
+            },
+            Ok(crate::cli::Parsed::Print(text)) => Err(format!("printed instead: {text}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Applies the constraints of spec §1.2; a violation is a usage error naming the flag.
     pub fn from_args(args: ServeArgs, provenance: &Provenance) -> Result<Self, UsageError> {
         let bad = |long: &str, why: &str| {

@@ -4,6 +4,7 @@ pub mod api; // HTTP API: route table, handlers, JSON error envelope
 pub mod cli; // clap command tree and the environment rules of the contract
 pub mod config; // typed settings and cross-flag rules
 pub mod domain; // pure rules: validation, signing, parsing, timestamps
+pub mod kafka; // Kafka connection settings and the POST /events publisher
 pub mod metrics; // Prometheus counters, gauges and histograms
 pub mod outbound; // the one outbound HTTP client, signed requests, SSRF guard
 pub mod serve; // `webhooks serve`

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::api::{self, AppState, Surface};
 use crate::config::Settings;
+use crate::kafka::{KafkaSettings, Publisher};
 use crate::outbound::Outbound;
 use crate::store::{Migrations, Store};
 use crate::worker::Worker;
@@ -64,11 +65,16 @@ pub async fn start(settings: &Settings, role: Role) -> anyhow::Result<Running> {
     } else {
         None
     };
+    let publisher = match role {
+        Role::Serve => publisher(settings, worker.as_ref())?,
+        Role::Worker => None,
+    };
     let state = AppState {
         store: store.clone(),
         outbound,
         max_request_bytes: settings.max_request_bytes,
         worker: worker.as_ref().map(|w| Arc::clone(&w.status)),
+        publisher,
     };
     let surface = match role {
         Role::Serve => Surface::Api,
@@ -87,6 +93,19 @@ pub async fn start(settings: &Settings, role: Role) -> anyhow::Result<Running> {
         store,
         worker,
     })
+}
+
+/// The producer of `POST /events`: to the configured cluster, else to the embedded broker of
+/// this process's worker, else none (the route answers 503).
+fn publisher(settings: &Settings, worker: Option<&Worker>) -> anyhow::Result<Option<Arc<Publisher>>> {
+    let embedded = worker.and_then(|w| w.status.kafka_bootstrap.as_deref());
+    if !settings.publisher_kafka_enabled && embedded.is_none() {
+        return Ok(None);
+    }
+    let kafka = KafkaSettings::new(settings, embedded);
+    let publisher =
+        Publisher::new(&kafka, settings.kafka_topics.clone()).context("cannot create the Kafka producer")?;
+    Ok(Some(Arc::new(publisher)))
 }
 
 /// Runs until SIGINT/SIGTERM, then shuts down cleanly.

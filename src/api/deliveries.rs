@@ -6,11 +6,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::extract::query_pairs;
+use super::extract::{single_values, value};
 use super::{cursor, data, ApiError, AppState, Cursor};
 use crate::domain::time::Timestamp;
 use crate::store::model::{AttemptRow, DeliveryRow};
-use crate::store::{DeliveryFilter, ReplayOutcome};
+use crate::store::DeliveryFilter;
 
 const STATUSES: [&str; 5] = ["pending", "delivering", "succeeded", "failed", "cancelled"];
 const DEFAULT_PAGE: i64 = 100;
@@ -26,7 +26,7 @@ const LIST_PARAMS: [&str; 6] = [
 /// A delivery as the API shows it; `payload` only on the single-delivery route.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct DeliveryOut {
+pub(super) struct DeliveryOut {
     id: String,
     #[serde(rename = "eventID")]
     event_id: String,
@@ -57,7 +57,7 @@ struct DeliveryOut {
 }
 
 impl DeliveryOut {
-    fn new(d: DeliveryRow, with_payload: bool) -> Self {
+    pub(super) fn new(d: DeliveryRow, with_payload: bool) -> Self {
         DeliveryOut {
             id: d.id,
             event_id: d.event_id,
@@ -121,9 +121,9 @@ impl From<AttemptRow> for AttemptOut {
 /// The list cursor: base64url (no padding) of `{"createdAt":…,"id":…}`.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Position {
-    created_at: String,
-    id: String,
+pub(super) struct Position {
+    pub(super) created_at: String,
+    pub(super) id: String,
 }
 
 fn encode_cursor(created_at: Timestamp, id: &str) -> String {
@@ -148,9 +148,9 @@ fn decode_cursor(raw: &str) -> Result<(Timestamp, String), ApiError> {
 }
 
 /// `0001-01-01T00:00:00Z`, Go's zero time, never a real position.
-const ZERO_TIME_SECONDS: i64 = -62_135_596_800;
+pub(super) const ZERO_TIME_SECONDS: i64 = -62_135_596_800;
 
-fn parse_time(s: &str) -> Result<Timestamp, String> {
+pub(super) fn parse_time(s: &str) -> Result<Timestamp, String> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| Timestamp::from_datetime(t.with_timezone(&chrono::Utc)))
         .map_err(|e| format!("parsing time {s:?}: {e}"))
@@ -165,31 +165,6 @@ fn page_size(raw: Option<&str>) -> Result<i64, ApiError> {
             .filter(|n| (1..=1000).contains(n))
             .ok_or_else(|| ApiError::validation("pageSize must be between 1 and 1000")),
     }
-}
-
-/// The query as single values, after the checks every list route shares: only `allowed`
-/// names (unless `ignore_others`), each at most once.
-fn single_values(
-    req: &HttpRequest,
-    allowed: &[&str],
-    ignore_others: bool,
-) -> Result<Vec<(String, String)>, ApiError> {
-    let mut pairs = query_pairs(req);
-    if ignore_others {
-        pairs.retain(|(k, _)| allowed.contains(&k.as_str()));
-    } else if let Some((k, _)) = pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-        return Err(ApiError::validation(format!("unsupported query parameter: {k}")));
-    }
-    for (i, (k, _)) in pairs.iter().enumerate() {
-        if pairs[..i].iter().any(|(other, _)| other == k) {
-            return Err(ApiError::validation("query parameters must have one value"));
-        }
-    }
-    Ok(pairs)
-}
-
-fn value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 /// One page of a keyset list: `rows` holds up to `limit + 1` rows, the extra one only telling
@@ -285,68 +260,6 @@ pub async fn attempts(
         .await?;
     let rows = rows.ok_or_else(|| ApiError::not_found("delivery not found"))?;
     Ok(page(rows, limit, |a| (a.created_at.0, &a.id), AttemptOut::from))
-}
-
-/// `POST /deliveries/{id}/replay` (spec §2.7): idempotent per `Idempotency-Key` for 24 h.
-pub async fn replay(
-    req: HttpRequest,
-    id: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let key = idempotency_key(&req)?;
-    let id = id.into_inner();
-    let request = serde_json::json!({ "route": "delivery", "request": id }).to_string();
-    let hash = sha256_hex(request.as_bytes());
-    let outcome = state
-        .store
-        .run(move |q| {
-            let render =
-                |row: DeliveryRow| serde_json::to_string(&DeliveryOut::new(row, true)).unwrap_or_default();
-            Ok(q.replay_delivery(&key, &hash, &id, Timestamp::now(), &render)?)
-        })
-        .await?;
-    let body = match outcome {
-        ReplayOutcome::Cached(body) => body,
-        ReplayOutcome::Replayed(body) => {
-            state.store.notify_due();
-            body
-        }
-        ReplayOutcome::KeyConflict => {
-            return Err(ApiError::conflict(
-                "idempotency key already used with another request",
-            ))
-        }
-        ReplayOutcome::NotFound => return Err(ApiError::not_found("delivery not found")),
-        ReplayOutcome::NotReplayable => return Err(ApiError::conflict("delivery cannot be replayed")),
-    };
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(format!("{{\"data\":{body}}}\n")))
-}
-
-fn idempotency_key(req: &HttpRequest) -> Result<String, ApiError> {
-    let key = req
-        .headers()
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if key.is_empty() {
-        return Err(ApiError::validation("Idempotency-Key header is required"));
-    }
-    if key.chars().count() > 255 {
-        return Err(ApiError::validation(
-            "Idempotency-Key must not exceed 255 characters",
-        ));
-    }
-    Ok(key.to_owned())
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]

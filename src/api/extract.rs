@@ -52,3 +52,28 @@ pub fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
+
+/// The query as single values, after the checks every route with a query shares: only `allowed`
+/// names (unless `ignore_others`), each at most once.
+pub fn single_values(
+    req: &HttpRequest,
+    allowed: &[&str],
+    ignore_others: bool,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let mut pairs = query_pairs(req);
+    if ignore_others {
+        pairs.retain(|(k, _)| allowed.contains(&k.as_str()));
+    } else if let Some((k, _)) = pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::validation(format!("unsupported query parameter: {k}")));
+    }
+    for (i, (k, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(other, _)| other == k) {
+            return Err(ApiError::validation("query parameters must have one value"));
+        }
+    }
+    Ok(pairs)
+}
+
+pub fn value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}

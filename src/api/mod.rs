@@ -3,8 +3,10 @@
 mod configs;
 mod deliveries;
 pub mod errors;
+mod events;
 mod extract;
 mod health;
+mod replay;
 
 use std::net::SocketAddr;
 
@@ -13,6 +15,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
 use serde::Serialize;
 
+use crate::kafka::Publisher;
 use crate::outbound::Outbound;
 use crate::store::Store;
 use crate::worker::WorkerStatus;
@@ -27,6 +30,8 @@ pub struct AppState {
     pub max_request_bytes: usize,
     /// Set in a process that runs the worker (`serve --worker`, `worker`).
     pub worker: Option<Arc<WorkerStatus>>,
+    /// Where `POST /events` publishes; None when this process has no broker to publish to.
+    pub publisher: Option<Arc<Publisher>>,
 }
 
 /// Which routes a process answers: `serve` the whole API, `worker` only the operational ones.
@@ -53,7 +58,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/deliveries"),
     ("GET", "/deliveries/{id}"),
     ("GET", "/deliveries/{id}/attempts"),
+    ("POST", "/deliveries/replay"),
     ("POST", "/deliveries/{id}/replay"),
+    ("POST", "/events"),
 ];
 
 /// The route table. Each resource answers 405 for other methods; [`not_found`] covers the rest.
@@ -76,9 +83,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/configs/{id}/deactivate").route(web::put().to(configs::deactivate)))
         .service(resource("/configs/{id}/secret/change").route(web::put().to(configs::change_secret)))
         .service(resource("/deliveries").route(web::get().to(deliveries::list)))
+        .service(resource("/deliveries/replay").route(web::post().to(replay::bulk)))
         .service(resource("/deliveries/{id}").route(web::get().to(deliveries::get)))
         .service(resource("/deliveries/{id}/attempts").route(web::get().to(deliveries::attempts)))
-        .service(resource("/deliveries/{id}/replay").route(web::post().to(deliveries::replay)));
+        .service(resource("/deliveries/{id}/replay").route(web::post().to(replay::one)))
+        .service(resource("/events").route(web::post().to(events::publish)));
 }
 
 /// What `webhooks worker` serves (spec §1.1).

@@ -26,7 +26,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 
 use crate::config::StorageSettings;
-pub use queries::{ConfigFilter, DeliveryFilter, Queries, ReplayOutcome};
+pub use queries::{BulkReplay, BulkReplayed, ConfigFilter, DeliveryFilter, Queries, ReplayOutcome};
 
 type PgPool = Pool<ConnectionManager<PgConnection>>;
 type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;

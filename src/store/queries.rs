@@ -52,6 +52,29 @@ pub enum ReplayOutcome {
     Replayed(String),
 }
 
+/// One page of a bulk replay (spec §2.7): oldest first, strictly after `after`.
+#[derive(Debug, Clone)]
+pub struct BulkReplay {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub statuses: Vec<String>,
+    /// Empty: every config.
+    pub config_ids: Vec<String>,
+    pub after: Option<(Timestamp, String)>,
+    pub limit: i64,
+}
+
+/// What one bulk replay page did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BulkReplayed {
+    pub replayed: usize,
+    pub expedited: usize,
+    pub skipped: usize,
+    pub has_more: bool,
+    /// `(created_at, id)` of the page's last row: where the next page starts.
+    pub last: Option<(Timestamp, String)>,
+}
+
 pub trait Queries {
     fn ping(&mut self) -> QueryResult<()>;
     /// Live (not deleted) configs, newest `updated_at` first.
@@ -97,7 +120,8 @@ pub trait Queries {
     /// Attempts of a delivery, in call order.
     fn attempts_of_delivery(&mut self, delivery_id: &str) -> QueryResult<Vec<AttemptRow>>;
     /// Rows in `pending` (the `webhooks_deliveries_pending` gauge).
-    fn count_pending(&mut self) -> QueryResult<i64>;
+    /// Deliveries in `status` (the pending gauge, the benchmark).
+    fn count_with_status(&mut self, status: &str) -> QueryResult<i64>;
     /// A page of deliveries, newest first.
     fn list_deliveries(&mut self, filter: &DeliveryFilter) -> QueryResult<Vec<DeliveryRow>>;
     fn get_delivery(&mut self, id: &str) -> QueryResult<Option<DeliveryRow>>;
@@ -117,6 +141,16 @@ pub trait Queries {
         id: &str,
         now: Timestamp,
         render: &dyn Fn(DeliveryRow) -> String,
+    ) -> QueryResult<ReplayOutcome>;
+    /// Replays one page of deliveries under an idempotency key (same key space and rules as
+    /// [`Queries::replay_delivery`]); never `NotFound` or `NotReplayable`.
+    fn bulk_replay(
+        &mut self,
+        key: &str,
+        request_hash: &str,
+        request: &BulkReplay,
+        now: Timestamp,
+        render: &dyn Fn(&BulkReplayed) -> String,
     ) -> QueryResult<ReplayOutcome>;
     /// Deletes up to `limit` deliveries in one of `statuses` last updated before `before`
     /// (their attempts go with them); returns how many.
@@ -159,7 +193,92 @@ impl From<ConfigRow> for Config {
 }
 
 macro_rules! backend_queries {
-    ($conn:ty, $write_tx:ident, $configs_changed:path, $insert_deliveries:path, $insert_attempts:path, $lock_key:path, [$($lock:tt)*]) => {
+    ($conn:ty, $write_tx:ident, $configs_changed:path, $insert_deliveries:path, $insert_attempts:path, $lock_key:path, [$($lock:tt)*], [$($row_lock:tt)*]) => {
+        /// The stored answer for `key` when it is younger than 24 h: the response itself for
+        /// the same request, a conflict for another. An expired record is removed. Call under
+        /// `lock_key` in a write transaction.
+        fn stored_replay(
+            conn: &mut $conn,
+            key: &str,
+            request_hash: &str,
+            now: Timestamp,
+        ) -> QueryResult<Option<ReplayOutcome>> {
+            let day_ago = Timestamp::from_datetime(now.as_datetime() - chrono::Duration::hours(24));
+            let stored: Option<(String, String, DbTime)> = replay_requests::table
+                .filter(replay_requests::key.eq(key))
+                .select((replay_requests::request_hash, replay_requests::response, replay_requests::created_at))
+                .first(conn)
+                .optional()?;
+            let Some((hash, response, created)) = stored else {
+                return Ok(None);
+            };
+            if created.0 > day_ago {
+                return Ok(Some(if hash == request_hash {
+                    ReplayOutcome::Cached(response)
+                } else {
+                    ReplayOutcome::KeyConflict
+                }));
+            }
+            diesel::delete(replay_requests::table.filter(replay_requests::key.eq(key))).execute(conn)?;
+            Ok(None)
+        }
+
+        fn store_replay(
+            conn: &mut $conn,
+            key: &str,
+            request_hash: &str,
+            response: String,
+            now: Timestamp,
+        ) -> QueryResult<ReplayOutcome> {
+            diesel::insert_into(replay_requests::table)
+                .values((
+                    replay_requests::key.eq(key),
+                    replay_requests::request_hash.eq(request_hash),
+                    replay_requests::response.eq(&response),
+                    replay_requests::created_at.eq(DbTime(now)),
+                ))
+                .execute(conn)?;
+            Ok(ReplayOutcome::Replayed(response))
+        }
+
+        /// The replay transition of one delivery, applied only if the row still has the
+        /// `status` and `updated_at` it was read with: `failed` starts a new generation due
+        /// now, `pending` becomes due now. False when nothing changed.
+        fn replay_row(
+            conn: &mut $conn,
+            id: &str,
+            status: &str,
+            generation: i64,
+            updated_at: DbTime,
+            now: Timestamp,
+        ) -> QueryResult<bool> {
+            let target = deliveries::table
+                .filter(deliveries::id.eq(id))
+                .filter(deliveries::status.eq(status))
+                .filter(deliveries::updated_at.eq(updated_at));
+            let changed = match status {
+                "failed" => diesel::update(target)
+                    .set((
+                        deliveries::status.eq("pending"),
+                        deliveries::replay_generation.eq(generation + 1),
+                        deliveries::attempt_count.eq(0),
+                        deliveries::first_attempt_at.eq(None::<DbTime>),
+                        deliveries::claimed_at.eq(None::<DbTime>),
+                        deliveries::next_attempt_at.eq(Some(DbTime(now))),
+                        deliveries::updated_at.eq(DbTime(now)),
+                    ))
+                    .execute(conn)?,
+                "pending" => diesel::update(target)
+                    .set((
+                        deliveries::next_attempt_at.eq(Some(DbTime(now))),
+                        deliveries::updated_at.eq(DbTime(now)),
+                    ))
+                    .execute(conn)?,
+                _ => 0,
+            };
+            Ok(changed > 0)
+        }
+
         fn live_config(conn: &mut $conn, id: &str) -> QueryResult<Option<Config>> {
             configs::table
                 .filter(configs::id.eq(id))
@@ -554,25 +673,14 @@ macro_rules! backend_queries {
             ) -> QueryResult<ReplayOutcome> {
                 self.$write_tx(|conn| {
                     $lock_key(conn, key)?;
-                    let day_ago = Timestamp::from_datetime(now.as_datetime() - chrono::Duration::hours(24));
-                    let stored: Option<(String, String, DbTime)> = replay_requests::table
-                        .filter(replay_requests::key.eq(key))
-                        .select((replay_requests::request_hash, replay_requests::response, replay_requests::created_at))
-                        .first(conn)
-                        .optional()?;
-                    if let Some((hash, response, created)) = stored {
-                        if created.0 > day_ago {
-                            return Ok(if hash == request_hash {
-                                ReplayOutcome::Cached(response)
-                            } else {
-                                ReplayOutcome::KeyConflict
-                            });
-                        }
-                        diesel::delete(replay_requests::table.filter(replay_requests::key.eq(key))).execute(conn)?;
+                    if let Some(stored) = stored_replay(conn, key, request_hash, now)? {
+                        return Ok(stored);
                     }
+                    // Locked: a concurrent replay under another key waits and sees this one's result.
                     let Some(row) = deliveries::table
                         .filter(deliveries::id.eq(id))
                         .select(DeliveryRow::as_select())
+                        $($row_lock)*
                         .first(conn)
                         .optional()?
                     else {
@@ -585,47 +693,77 @@ macro_rules! backend_queries {
                         .count()
                         .get_result::<i64>(conn)?
                         > 0;
-                    let target = deliveries::table
-                        .filter(deliveries::id.eq(id))
-                        .filter(deliveries::status.eq(row.status.clone()));
-                    let changed = match row.status.as_str() {
-                        _ if !live => 0,
-                        "failed" => diesel::update(target)
-                            .set((
-                                deliveries::status.eq("pending"),
-                                deliveries::replay_generation.eq(row.replay_generation + 1),
-                                deliveries::attempt_count.eq(0),
-                                deliveries::first_attempt_at.eq(None::<DbTime>),
-                                deliveries::claimed_at.eq(None::<DbTime>),
-                                deliveries::next_attempt_at.eq(Some(DbTime(now))),
-                                deliveries::updated_at.eq(DbTime(now)),
-                            ))
-                            .execute(conn)?,
-                        "pending" => diesel::update(target)
-                            .set((
-                                deliveries::next_attempt_at.eq(Some(DbTime(now))),
-                                deliveries::updated_at.eq(DbTime(now)),
-                            ))
-                            .execute(conn)?,
-                        _ => 0,
-                    };
-                    if changed == 0 {
+                    if !live || !replay_row(conn, id, &row.status, row.replay_generation, row.updated_at, now)? {
                         return Ok(ReplayOutcome::NotReplayable);
                     }
                     let row = deliveries::table
                         .filter(deliveries::id.eq(id))
                         .select(DeliveryRow::as_select())
                         .first(conn)?;
-                    let response = render(row);
-                    diesel::insert_into(replay_requests::table)
-                        .values((
-                            replay_requests::key.eq(key),
-                            replay_requests::request_hash.eq(request_hash),
-                            replay_requests::response.eq(&response),
-                            replay_requests::created_at.eq(DbTime(now)),
+                    store_replay(conn, key, request_hash, render(row), now)
+                })
+            }
+
+            fn bulk_replay(
+                &mut self,
+                key: &str,
+                request_hash: &str,
+                r: &BulkReplay,
+                now: Timestamp,
+                render: &dyn Fn(&BulkReplayed) -> String,
+            ) -> QueryResult<ReplayOutcome> {
+                self.$write_tx(|conn| {
+                    $lock_key(conn, key)?;
+                    if let Some(stored) = stored_replay(conn, key, request_hash, now)? {
+                        return Ok(stored);
+                    }
+                    let mut live = configs::table
+                        .select(configs::id)
+                        .filter(configs::active.eq(true))
+                        .filter(configs::deleted_at.is_null())
+                        .into_boxed();
+                    if !r.config_ids.is_empty() {
+                        live = live.filter(configs::id.eq_any(r.config_ids.clone()));
+                    }
+                    // The first page starts before every row of the window (ids are never empty).
+                    let (after_at, after_id) = r.after.clone().unwrap_or((r.from, String::new()));
+                    let rows: Vec<(String, String, i64, DbTime, DbTime)> = deliveries::table
+                        .select((
+                            deliveries::id,
+                            deliveries::status,
+                            deliveries::replay_generation,
+                            deliveries::created_at,
+                            deliveries::updated_at,
                         ))
-                        .execute(conn)?;
-                    Ok(ReplayOutcome::Replayed(response))
+                        .filter(deliveries::config_id.eq_any(live))
+                        .filter(deliveries::created_at.ge(DbTime(r.from)))
+                        .filter(deliveries::created_at.le(DbTime(r.to)))
+                        .filter(deliveries::status.eq_any(&r.statuses))
+                        .filter(
+                            deliveries::created_at
+                                .gt(DbTime(after_at))
+                                .or(deliveries::created_at.eq(DbTime(after_at)).and(deliveries::id.gt(after_id))),
+                        )
+                        .order((deliveries::created_at.asc(), deliveries::id.asc()))
+                        .limit(r.limit + 1)
+                        $($row_lock)*
+                        .load(conn)?;
+                    let limit = usize::try_from(r.limit).unwrap_or(usize::MAX);
+                    let mut done = BulkReplayed {
+                        has_more: rows.len() > limit,
+                        ..BulkReplayed::default()
+                    };
+                    for (id, status, generation, created_at, updated_at) in rows.into_iter().take(limit) {
+                        if !replay_row(conn, &id, &status, generation, updated_at, now)? {
+                            done.skipped += 1;
+                        } else if status == "failed" {
+                            done.replayed += 1;
+                        } else {
+                            done.expedited += 1;
+                        }
+                        done.last = Some((created_at.0, id));
+                    }
+                    store_replay(conn, key, request_hash, render(&done), now)
                 })
             }
 
@@ -717,9 +855,9 @@ macro_rules! backend_queries {
                     .load(self)
             }
 
-            fn count_pending(&mut self) -> QueryResult<i64> {
+            fn count_with_status(&mut self, status: &str) -> QueryResult<i64> {
                 deliveries::table
-                    .filter(deliveries::status.eq("pending"))
+                    .filter(deliveries::status.eq(status))
                     .count()
                     .get_result(self)
             }
@@ -803,7 +941,8 @@ mod postgres {
         insert_deliveries,
         insert_attempts,
         lock_key,
-        [.for_update().skip_locked()]
+        [.for_update().skip_locked()],
+        [.for_update()]
     );
 }
 
@@ -849,6 +988,7 @@ mod sqlite {
         insert_deliveries,
         insert_attempts,
         lock_key,
+        [],
         []
     );
 }

@@ -12,7 +12,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -89,36 +88,6 @@ pub fn store_offsets<C: Consumer<Context>>(consumer: &C, tracker: &Mutex<OffsetT
 }
 
 /// librdkafka settings shared by the consumer and the health probe.
-pub fn client_config(s: &super::KafkaSettings) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &s.bootstrap)
-        .set("group.id", &s.group)
-        .set("client.id", &s.group)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", s.session_timeout_ms.to_string())
-        .set("enable.partition.eof", "false");
-    match (s.sasl, s.tls) {
-        (true, true) => c.set("security.protocol", "SASL_SSL"),
-        (true, false) => c.set("security.protocol", "SASL_PLAINTEXT"),
-        (false, true) => c.set("security.protocol", "SSL"),
-        (false, false) => c.set("security.protocol", "PLAINTEXT"),
-    };
-    if s.sasl {
-        let mechanism = if s.sasl_mechanism.is_empty() {
-            "PLAIN"
-        } else {
-            &s.sasl_mechanism
-        };
-        c.set("sasl.mechanism", mechanism)
-            .set("sasl.username", &s.sasl_username)
-            .set("sasl.password", &s.sasl_password);
-    }
-    c
-}
-
 /// Consumes until `shutdown`, starting each record's first attempts as it goes.
 pub async fn consume(
     consumer: Arc<StreamConsumer<Context>>,
@@ -262,53 +231,5 @@ async fn handle(m: &BorrowedMessage<'_>, shared: &Arc<Shared>, tracker: &Mutex<O
                 .await;
             drop(permit);
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::worker::KafkaSettings;
-
-    fn settings(sasl: bool, tls: bool, mechanism: &str) -> KafkaSettings {
-        KafkaSettings {
-            bootstrap: "b1:9092,b2:9092".into(),
-            group: "g".into(),
-            session_timeout_ms: 10_000,
-            sasl,
-            sasl_mechanism: mechanism.into(),
-            sasl_username: "u".into(),
-            sasl_password: "p".into(),
-            tls,
-        }
-    }
-
-    #[test]
-    fn at_least_once_settings() {
-        let c = client_config(&settings(false, false, ""));
-        assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
-        assert_eq!(c.get("enable.auto.commit"), Some("true"));
-        assert_eq!(c.get("auto.offset.reset"), Some("earliest"));
-        assert_eq!(c.get("group.id"), Some("g"));
-        assert_eq!(c.get("client.id"), Some("g"));
-        assert_eq!(c.get("bootstrap.servers"), Some("b1:9092,b2:9092"));
-        assert_eq!(c.get("security.protocol"), Some("PLAINTEXT"));
-        assert_eq!(c.get("sasl.mechanism"), None);
-    }
-
-    #[test]
-    fn sasl_and_tls_map_to_librdkafka_protocols() {
-        let c = client_config(&settings(true, true, "SCRAM-SHA-512"));
-        assert_eq!(c.get("security.protocol"), Some("SASL_SSL"));
-        assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
-        assert_eq!(
-            (c.get("sasl.username"), c.get("sasl.password")),
-            (Some("u"), Some("p"))
-        );
-        let c = client_config(&settings(true, false, ""));
-        assert_eq!(c.get("security.protocol"), Some("SASL_PLAINTEXT"));
-        assert_eq!(c.get("sasl.mechanism"), Some("PLAIN"));
-        let c = client_config(&settings(false, true, ""));
-        assert_eq!(c.get("security.protocol"), Some("SSL"));
     }
 }

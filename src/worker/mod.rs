@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::domain::backoff::RetryPolicy;
+use crate::kafka::KafkaSettings;
 use crate::outbound::Outbound;
 use crate::store::Store;
 use cache::ConfigCache;
@@ -39,19 +40,6 @@ pub struct Shared {
     writer: mpsc::Sender<writer::Job>,
     /// Larger records are skipped: the same bound as an API body (`--max-request-bytes`).
     max_record_bytes: usize,
-}
-
-/// How to reach Kafka.
-#[derive(Clone)]
-pub struct KafkaSettings {
-    pub bootstrap: String,
-    pub group: String,
-    pub session_timeout_ms: u32,
-    pub sasl: bool,
-    pub sasl_mechanism: String,
-    pub sasl_username: String,
-    pub sasl_password: String,
-    pub tls: bool,
 }
 
 /// What the HTTP side asks of a running worker.
@@ -102,25 +90,13 @@ impl Worker {
             let topics = settings.kafka_topics.clone();
             Some(tokio::task::spawn_blocking(move || EmbeddedBroker::start(&topics)).await??)
         };
-        let args = &settings.args;
-        let kafka = KafkaSettings {
-            bootstrap: broker
-                .as_ref()
-                .map(|b| b.bootstrap().to_owned())
-                .unwrap_or_else(|| args.publisher_kafka_broker.join(",")),
-            group: settings.publisher_queue_group.clone(),
-            session_timeout_ms: 10_000,
-            sasl: args.publisher_kafka_sasl_enabled,
-            sasl_mechanism: args.publisher_kafka_sasl_mechanism.clone(),
-            sasl_username: args.publisher_kafka_sasl_username.clone(),
-            sasl_password: args.publisher_kafka_sasl_password.0.clone(),
-            tls: args.publisher_kafka_tls_enabled,
-        };
+        let kafka = KafkaSettings::new(settings, broker.as_ref().map(EmbeddedBroker::bootstrap));
         let cache = Arc::new(ConfigCache::default());
         cache.load(&store).await.context("cannot load configs")?;
         let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
         let drain_timeout = settings.http.timeout + Duration::from_secs(10);
-        let consumer: StreamConsumer<consumer::Context> = consumer::client_config(&kafka)
+        let consumer: StreamConsumer<consumer::Context> = kafka
+            .consumer_config()
             .create_with_context(consumer::Context {
                 tracker: Arc::clone(&tracker),
                 drain_timeout,

@@ -62,7 +62,7 @@ impl Sweep {
     async fn iteration(&mut self, tasks: &mut JoinSet<()>) -> Duration {
         let now = Timestamp::now();
         if self.gauge_refreshed.is_none_or(|t| t.elapsed() >= GAUGE_REFRESH) {
-            match self.store.run(|q| Ok(q.count_pending()?)).await {
+            match self.store.run(|q| Ok(q.count_with_status("pending")?)).await {
                 Ok(n) => crate::metrics::metrics().deliveries_pending.set(n),
                 Err(e) => tracing::error!(error = %error_chain(&e), "sweep: cannot count pending deliveries"),
             }

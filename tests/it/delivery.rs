@@ -340,6 +340,16 @@ async fn embedded_broker_accepts_events_from_any_client() {
     .await;
     assert!(got.signature_valid(c["secret"].as_str().unwrap_or_default()));
     assert_eq!(app.get("/_healthcheck").await.status, 200);
+    // POST /events publishes to the same embedded broker.
+    let reply = app
+        .send_json("POST", "/events", r#"{"type":"t","payload":{"via":"http"}}"#)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let got = eventually(WAIT, "the published event", || async {
+        receiver.received().get(1).cloned()
+    })
+    .await;
+    assert!(String::from_utf8_lossy(&got.body).ends_with(r#""payload":{"via":"http"}}"#));
 }
 
 both_backends!(hanging_endpoint_times_out_and_is_retried, |backend| async move {

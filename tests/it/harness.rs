@@ -14,7 +14,6 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use webhooks::cli::{self, Command, Parsed};
 use webhooks::config::{Settings, StorageSettings};
 use webhooks::serve;
 
@@ -112,16 +111,7 @@ pub fn with_search_path(base: &str, schema: &str) -> String {
 
 /// Builds `serve` settings exactly as the binary would, from flags.
 pub fn settings(args: &[&str]) -> Settings {
-    let mut argv = vec!["webhooks", "serve"];
-    argv.extend_from_slice(args);
-    match cli::parse(argv, |_| None) {
-        Ok(Parsed::Run(cli, provenance)) => match cli.command {
-            Command::Serve(a) => Settings::from_args(a, &provenance).unwrap_or_else(|e| panic!("{e}")),
-            other => panic!("not serve: {other:?}"),
-        },
-        Ok(Parsed::Print(s)) => panic!("printed {s}"),
-        Err(e) => panic!("{e}"),
-    }
+    Settings::from_flags(args).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The API running in-process on 127.0.0.1:0 against its own database.
@@ -140,6 +130,22 @@ pub struct Reply {
 }
 
 impl Reply {
+    pub async fn read(resp: reqwest::Response) -> Reply {
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = resp.text().await.unwrap_or_else(|e| panic!("{e}"));
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
@@ -204,19 +210,22 @@ impl TestApp {
             req = req.body(body.to_owned());
         }
         let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
-        let status = resp.status().as_u16();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let body = resp.text().await.unwrap_or_else(|e| panic!("{e}"));
-        Reply {
-            status,
-            content_type,
-            body,
+        Reply::read(resp).await
+    }
+
+    /// A POST with an optional `Idempotency-Key` and an optional JSON body (the replay routes).
+    pub async fn post_with_key(&self, path: &str, key: Option<&str>, body: Option<&str>) -> Reply {
+        let mut req = self.client.post(format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
         }
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        Reply::read(resp).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {

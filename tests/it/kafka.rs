@@ -81,3 +81,26 @@ impl Producer {
         }
     }
 }
+
+/// How many records `topic` holds over its first `partitions` partitions (high watermarks).
+pub async fn record_count(bootstrap: &str, topic: &str, partitions: i32) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("watermarks"))
+        .create()
+        .unwrap_or_else(|e| panic!("consumer: {e}"));
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        (0..partitions)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(&topic, p, Duration::from_secs(10))
+                    .map(|(_, high)| high)
+                    .unwrap_or_else(|e| panic!("watermarks of {topic}/{p}: {e}"))
+            })
+            .sum()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
