@@ -87,7 +87,6 @@ pub fn store_offsets<C: Consumer<Context>>(consumer: &C, tracker: &Mutex<OffsetT
     }
 }
 
-/// librdkafka settings shared by the consumer and the health probe.
 /// Consumes until `shutdown`, starting each record's first attempts as it goes.
 pub async fn consume(
     consumer: Arc<StreamConsumer<Context>>,
