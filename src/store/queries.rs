@@ -119,7 +119,6 @@ pub trait Queries {
     fn deliveries_of_config(&mut self, config_id: &str) -> QueryResult<Vec<DeliveryRow>>;
     /// Attempts of a delivery, in call order.
     fn attempts_of_delivery(&mut self, delivery_id: &str) -> QueryResult<Vec<AttemptRow>>;
-    /// Rows in `pending` (the `webhooks_deliveries_pending` gauge).
     /// Deliveries in `status` (the pending gauge, the benchmark).
     fn count_with_status(&mut self, status: &str) -> QueryResult<i64>;
     /// A page of deliveries, newest first.
@@ -292,7 +291,13 @@ macro_rules! backend_queries {
         /// Deliveries among `ids` that did not succeed and whose config was deleted meanwhile
         /// end `cancelled` (spec §2.5, §5.4).
         fn cancel_if_config_deleted(conn: &mut $conn, ids: &[&str], now: Timestamp) -> QueryResult<()> {
-            if ids.is_empty() {
+            // Checked on the small configs table first: the update below filters `deliveries`
+            // by a list of ids, which PostgreSQL may plan as a scan of the whole table.
+            let any_deleted = diesel::select(diesel::dsl::exists(
+                configs::table.filter(configs::deleted_at.is_not_null()),
+            ))
+            .get_result::<bool>(conn)?;
+            if ids.is_empty() || !any_deleted {
                 return Ok(());
             }
             diesel::update(
@@ -513,29 +518,23 @@ macro_rules! backend_queries {
 
             fn record_first_attempts(&mut self, batch: &[FirstAttempt], now: Timestamp) -> QueryResult<()> {
                 self.$write_tx(|conn| {
-                    let ids: Vec<&str> = batch.iter().map(|f| f.delivery.id.as_str()).collect();
-                    let mut existing: HashSet<String> = HashSet::new();
-                    for chunk in ids.chunks(WRITE_CHUNK) {
-                        existing.extend(
-                            deliveries::table
-                                .select(deliveries::id)
-                                .filter(deliveries::id.eq_any(chunk))
-                                .load::<String>(conn)?,
-                        );
-                    }
-                    let new: Vec<&FirstAttempt> =
-                        batch.iter().filter(|f| !existing.contains(&f.delivery.id)).collect();
-                    if new.is_empty() {
+                    // A delivery that exists already (a re-consumed record) keeps its row and
+                    // history: only the attempts of rows inserted now are written.
+                    let deliveries: Vec<&NewDelivery> = batch.iter().map(|f| &f.delivery).collect();
+                    let inserted: HashSet<String> = $insert_deliveries(conn, &deliveries)?;
+                    if inserted.is_empty() {
                         return Ok(());
                     }
-                    let rows: Vec<NewDelivery> = new.iter().map(|f| f.delivery.clone()).collect();
-                    $insert_deliveries(conn, &rows)?;
-                    let attempts: Vec<NewAttempt> = new.iter().map(|f| f.attempt.clone()).collect();
+                    let attempts: Vec<&NewAttempt> = batch
+                        .iter()
+                        .filter(|f| inserted.contains(&f.delivery.id))
+                        .map(|f| &f.attempt)
+                        .collect();
                     $insert_attempts(conn, &attempts)?;
-                    let inserted: Vec<&str> = new.iter().map(|f| f.delivery.id.as_str()).collect();
                     // A config deleted while the first call was in flight: its delivery ends here.
-                    cancel_if_config_deleted(conn, &inserted, now)?;
-                    Ok(())
+                    let ids: Vec<&str> = inserted.iter().map(String::as_str).collect();
+                    cancel_if_config_deleted(conn, &ids, now)
+
                 })
             }
 
@@ -654,7 +653,7 @@ macro_rules! backend_queries {
                             continue;
                         }
                         if let Some(a) = &c.attempt {
-                            $insert_attempts(conn, std::slice::from_ref(a))?;
+                            $insert_attempts(conn, &[a])?;
                         }
                         applied.push(c.delivery_id.as_str());
                     }
@@ -913,21 +912,26 @@ mod postgres {
         Ok(())
     }
 
-    /// Multi-row inserts; a row another worker wrote first is absorbed.
-    fn insert_deliveries(conn: &mut PgConnection, rows: &[NewDelivery]) -> QueryResult<()> {
+    /// Multi-row inserts; a row that exists already (written earlier or by another worker) is
+    /// absorbed. Returns the ids actually inserted.
+    fn insert_deliveries(conn: &mut PgConnection, rows: &[&NewDelivery]) -> QueryResult<HashSet<String>> {
+        let mut inserted = HashSet::with_capacity(rows.len());
         for chunk in rows.chunks(WRITE_CHUNK) {
-            diesel::insert_into(deliveries::table)
-                .values(chunk)
-                .on_conflict_do_nothing()
-                .execute(conn)?;
+            inserted.extend(
+                diesel::insert_into(deliveries::table)
+                    .values(chunk.to_vec())
+                    .on_conflict_do_nothing()
+                    .returning(deliveries::id)
+                    .get_results::<String>(conn)?,
+            );
         }
-        Ok(())
+        Ok(inserted)
     }
 
-    fn insert_attempts(conn: &mut PgConnection, rows: &[NewAttempt]) -> QueryResult<()> {
+    fn insert_attempts(conn: &mut PgConnection, rows: &[&NewAttempt]) -> QueryResult<()> {
         for chunk in rows.chunks(WRITE_CHUNK) {
             diesel::insert_into(attempts::table)
-                .values(chunk)
+                .values(chunk.to_vec())
                 .on_conflict_do_nothing()
                 .execute(conn)?;
         }
@@ -961,20 +965,24 @@ mod sqlite {
 
     /// One prepared statement per row inside the caller's transaction: SQLite has no DEFAULT
     /// keyword for diesel's multi-row form, and single-row inserts in one transaction are cheap.
-    fn insert_deliveries(conn: &mut SqliteConnection, rows: &[NewDelivery]) -> QueryResult<()> {
+    fn insert_deliveries(conn: &mut SqliteConnection, rows: &[&NewDelivery]) -> QueryResult<HashSet<String>> {
+        let mut inserted = HashSet::with_capacity(rows.len());
         for row in rows {
-            diesel::insert_into(deliveries::table)
-                .values(row)
+            let written = diesel::insert_into(deliveries::table)
+                .values(*row)
                 .on_conflict_do_nothing()
                 .execute(conn)?;
+            if written > 0 {
+                inserted.insert(row.id.clone());
+            }
         }
-        Ok(())
+        Ok(inserted)
     }
 
-    fn insert_attempts(conn: &mut SqliteConnection, rows: &[NewAttempt]) -> QueryResult<()> {
+    fn insert_attempts(conn: &mut SqliteConnection, rows: &[&NewAttempt]) -> QueryResult<()> {
         for row in rows {
             diesel::insert_into(attempts::table)
-                .values(row)
+                .values(*row)
                 .on_conflict_do_nothing()
                 .execute(conn)?;
         }

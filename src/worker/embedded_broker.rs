@@ -19,8 +19,10 @@ pub struct EmbeddedBroker {
 #[error("cannot start the embedded Kafka broker: {0}")]
 pub struct BrokerError(String);
 
-/// Partitions of each topic created on the embedded broker.
-const PARTITIONS: i32 = 4;
+/// Partitions of each topic created on the embedded broker. librdkafka's mock broker keeps
+/// at most 5 MiB per partition and silently drops the oldest records beyond that, so the
+/// partition count is what bounds the backlog it holds for the worker (about 160 MiB per topic).
+pub const PARTITIONS: i32 = 32;
 
 impl EmbeddedBroker {
     /// Starts the broker on 127.0.0.1 and creates `topics`.
@@ -57,7 +59,8 @@ impl EmbeddedBroker {
         tracing::warn!(
             %bootstrap,
             "embedded Kafka broker started: its log is in memory, records not yet consumed are lost when \
-             the process stops; not for production (use --publisher-kafka-enabled)"
+             the process stops, and a backlog beyond about 5 MiB per partition ({PARTITIONS} per topic) \
+             drops its oldest records; not for production (use --publisher-kafka-enabled)"
         );
         Ok(EmbeddedBroker {
             bootstrap,

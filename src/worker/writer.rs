@@ -36,21 +36,54 @@ pub struct Writer {
     pub storage_ok: Arc<AtomicBool>,
 }
 
+/// Batches written at the same time. One transaction at a time leaves the database server
+/// waiting on each round trip and commit; two keep it busy while the next batch gathers.
+const CONCURRENT_BATCHES: usize = 2;
+
 impl Writer {
-    /// Runs until every sender is gone and the queue is drained.
-    pub async fn run(mut self) {
-        while let Some(job) = self.rx.recv().await {
+    /// Runs until every sender is gone, the queue is drained and every batch is written.
+    pub async fn run(self) {
+        let Writer {
+            mut rx,
+            store,
+            tracker,
+            wake_sweep,
+            storage_ok,
+        } = self;
+        let batch = Arc::new(Batch {
+            store,
+            tracker,
+            wake_sweep,
+            storage_ok,
+        });
+        let mut in_flight = tokio::task::JoinSet::new();
+        while let Some(job) = rx.recv().await {
             let mut jobs = vec![job];
             while jobs.len() < BATCH {
-                match self.rx.try_recv() {
+                match rx.try_recv() {
                     Ok(job) => jobs.push(job),
                     Err(_) => break,
                 }
             }
-            self.write(jobs).await;
+            if in_flight.len() >= CONCURRENT_BATCHES {
+                let _ = in_flight.join_next().await;
+            }
+            let batch = Arc::clone(&batch);
+            in_flight.spawn(async move { batch.write(jobs).await });
         }
+        while in_flight.join_next().await.is_some() {}
     }
+}
 
+/// What writing one batch needs.
+struct Batch {
+    store: Store,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    wake_sweep: Arc<Notify>,
+    storage_ok: Arc<AtomicBool>,
+}
+
+impl Batch {
     async fn write(&self, jobs: Vec<Job>) {
         let mut firsts = Vec::new();
         let mut acks = Vec::new();
