@@ -75,7 +75,12 @@ impl KafkaSettings {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // A fetch returns once records are there; on a quiet topic the broker holds it at
+            // most this long, which bounds how late a record can be seen (default 500 ms).
+            .set("fetch.wait.max.ms", "10")
+            // The pre-fetch queue (default 64 MiB) dominated the worker's memory.
+            .set("queued.max.messages.kbytes", "16384");
         c
     }
 }
