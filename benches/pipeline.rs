@@ -674,7 +674,7 @@ fn produce(p: &BaseProducer, topic: &str, n: usize, value: &str) -> anyhow::Resu
 
 /// Writes `n` events to `topic` and checks the broker holds them.
 async fn preload(bootstrap: &str, topic: &str, n: usize) -> anyhow::Result<()> {
-    let before = record_count(bootstrap, topic).await?;
+    let (_, before) = watermarks(bootstrap, topic).await?;
     let (b, t) = (bootstrap.to_owned(), topic.to_owned());
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let p = producer(&b, "20")?;
@@ -685,8 +685,8 @@ async fn preload(bootstrap: &str, topic: &str, n: usize) -> anyhow::Result<()> {
         Ok(())
     })
     .await??;
-    let after = record_count(bootstrap, topic).await?;
-    if low_watermarks(bootstrap, topic).await? > before {
+    let (low, after) = watermarks(bootstrap, topic).await?;
+    if low > before {
         bail!("{topic}: the broker dropped records of the backlog");
     }
     if after - before != n as i64 {
@@ -695,28 +695,17 @@ async fn preload(bootstrap: &str, topic: &str, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn low_watermarks(bootstrap: &str, topic: &str) -> anyhow::Result<i64> {
+/// The sums over the topic's partitions of the low and the high watermarks.
+async fn watermarks(bootstrap: &str, topic: &str) -> anyhow::Result<(i64, i64)> {
     let consumer: rdkafka::consumer::BaseConsumer = kafka_settings(bootstrap).consumer_config().create()?;
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
-        let mut total = 0;
+        let (mut low, mut high) = (0, 0);
         for p in 0..PARTITIONS {
-            total += consumer.fetch_watermarks(&topic, p, Duration::from_secs(30))?.0;
+            let (l, h) = consumer.fetch_watermarks(&topic, p, Duration::from_secs(30))?;
+            (low, high) = (low + l, high + h);
         }
-        Ok(total)
-    })
-    .await?
-}
-
-async fn record_count(bootstrap: &str, topic: &str) -> anyhow::Result<i64> {
-    let consumer: rdkafka::consumer::BaseConsumer = kafka_settings(bootstrap).consumer_config().create()?;
-    let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut total = 0;
-        for p in 0..PARTITIONS {
-            total += consumer.fetch_watermarks(&topic, p, Duration::from_secs(30))?.1;
-        }
-        Ok(total)
+        Ok((low, high))
     })
     .await?
 }
