@@ -575,7 +575,7 @@ async fn http_ceiling(receiver: &Receiver, requests: usize) -> anyhow::Result<f6
 
 /// Records/s one bare consumer with the worker's settings reads from a pre-loaded topic.
 async fn broker_ceiling(bootstrap: &str, topic: &str, records: usize) -> anyhow::Result<f64> {
-    let consumer: StreamConsumer = kafka_settings(bootstrap).consumer_config().create()?;
+    let consumer: StreamConsumer = kafka_settings(bootstrap)?.consumer_config().create()?;
     consumer.subscribe(&[topic])?;
     let mut first = None;
     let mut n = 0;
@@ -597,17 +597,11 @@ async fn broker_ceiling(bootstrap: &str, topic: &str, records: usize) -> anyhow:
     Ok(records as f64 / elapsed)
 }
 
-fn kafka_settings(bootstrap: &str) -> KafkaSettings {
-    KafkaSettings {
-        bootstrap: bootstrap.to_owned(),
-        group: format!("bench-{}", uuid::Uuid::new_v4().simple()),
-        session_timeout_ms: 10_000,
-        sasl: false,
-        sasl_mechanism: String::new(),
-        sasl_username: String::new(),
-        sasl_password: String::new(),
-        tls: false,
-    }
+/// The worker's Kafka settings for `bootstrap`, in a consumer group of its own.
+fn kafka_settings(bootstrap: &str) -> anyhow::Result<KafkaSettings> {
+    let group = format!("--publisher-queue-group=bench-{}", uuid::Uuid::new_v4().simple());
+    let settings = Settings::from_flags(&[&group]).map_err(anyhow::Error::msg)?;
+    Ok(KafkaSettings::new(&settings, Some(bootstrap)))
 }
 
 async fn create_topics(bootstrap: &str, topics: &[&str]) -> anyhow::Result<()> {
@@ -697,7 +691,7 @@ async fn preload(bootstrap: &str, topic: &str, n: usize) -> anyhow::Result<()> {
 
 /// The sums over the topic's partitions of the low and the high watermarks.
 async fn watermarks(bootstrap: &str, topic: &str) -> anyhow::Result<(i64, i64)> {
-    let consumer: rdkafka::consumer::BaseConsumer = kafka_settings(bootstrap).consumer_config().create()?;
+    let consumer: rdkafka::consumer::BaseConsumer = kafka_settings(bootstrap)?.consumer_config().create()?;
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
         let (mut low, mut high) = (0, 0);
@@ -967,12 +961,44 @@ async fn end_to_end(
     let db = new_db(env, storage)?;
     add_configs(&db, &receiver.url(), configs).await?;
     let expected = (events * configs) as u64;
+    let scenario = format!("{configs}-{}-{bootstrap}", storage.name());
+    let drained = drain(
+        env,
+        receiver,
+        &db,
+        bootstrap,
+        topic,
+        expected,
+        "worker-e2e.log",
+        &scenario,
+    )
+    .await?;
+    if receiver.count() != expected {
+        bail!("{} requests arrived, {expected} expected", receiver.count());
+    }
+    Ok(drained)
+}
+
+/// Starts a worker on `db` consuming `topic`, waits until `expected` requests arrived and as
+/// many deliveries are durably `succeeded`, and stops it. The rate runs from the first
+/// request's arrival until then. `scenario` is what `WEBHOOKS_BENCH_PERF` matches.
+#[allow(clippy::too_many_arguments)]
+async fn drain(
+    env: &Env,
+    receiver: &Receiver,
+    db: &Db,
+    bootstrap: &str,
+    topic: &str,
+    expected: u64,
+    log: &str,
+    scenario: &str,
+) -> anyhow::Result<Drained> {
     receiver.reset(false);
-    let worker = Process::spawn(env, &worker_args(&db, bootstrap, topic), "worker-e2e.log").await?;
-    let profile = Profiler::attach(env, &worker, &format!("{configs}-{}-{bootstrap}", storage.name()))?;
+    let worker = Process::spawn(env, &worker_args(db, bootstrap, topic), log).await?;
+    let profile = Profiler::attach(env, &worker, scenario)?;
     receiver.wait_for(expected, "every delivery to arrive").await?;
     wait_until("every outcome to be durable", || async {
-        Ok(succeeded(&db).await? >= expected)
+        Ok(succeeded(db).await? >= expected)
     })
     .await?;
     let rate = expected as f64 / receiver.seconds_since_first(since_epoch());
@@ -985,9 +1011,6 @@ async fn end_to_end(
         p.stop()?;
     }
     worker.stop()?;
-    if receiver.count() != expected {
-        bail!("{} requests arrived, {expected} expected", receiver.count());
-    }
     Ok(drained)
 }
 
@@ -1078,21 +1101,17 @@ async fn sweep(
             .run(move |q| Ok(q.record_first_attempts(&batch, Timestamp::now())?))
             .await?;
     }
-    receiver.reset(false);
-    let worker = Process::spawn(env, &worker_args(&db, bootstrap, topic), "worker-sweep.log").await?;
-    receiver.wait_for(rows as u64, "every due delivery").await?;
-    wait_until("every retry to be durable", || async {
-        Ok(succeeded(&db).await? >= rows as u64)
-    })
-    .await?;
-    let rate = rows as f64 / receiver.seconds_since_first(since_epoch());
-    let drained = Drained {
-        rate,
-        cpu_per_1000: worker.cpu_seconds()? / rows as f64 * 1000.0,
-        peak_rss_mb: worker.peak_rss_mb()?,
-    };
-    worker.stop()?;
-    Ok(drained)
+    drain(
+        env,
+        receiver,
+        &db,
+        bootstrap,
+        topic,
+        rows as u64,
+        "worker-sweep.log",
+        "sweep",
+    )
+    .await
 }
 
 /// A delivery whose first attempt failed with a 500 and whose retry is due.
