@@ -128,13 +128,12 @@ impl Worker {
         let shutdown = CancellationToken::new();
         let writer = tokio::spawn(
             writer::Writer {
-                rx: writer_rx,
                 store: store.clone(),
                 tracker: Arc::clone(&tracker),
                 wake_sweep: Arc::clone(&wake_sweep),
                 storage_ok: Arc::clone(&storage_ok),
             }
-            .run(),
+            .run(writer_rx),
         );
         let follow = tokio::spawn(Arc::clone(&cache).follow(store.clone(), shutdown.clone()));
         let retention = tokio::spawn(

@@ -28,8 +28,8 @@ pub enum Job {
     Complete(Box<Completion>),
 }
 
+/// Writes outcomes and then acknowledges their records.
 pub struct Writer {
-    pub rx: mpsc::Receiver<Job>,
     pub store: Store,
     pub tracker: Arc<Mutex<OffsetTracker>>,
     pub wake_sweep: Arc<Notify>,
@@ -41,21 +41,9 @@ pub struct Writer {
 const CONCURRENT_BATCHES: usize = 2;
 
 impl Writer {
-    /// Runs until every sender is gone, the queue is drained and every batch is written.
-    pub async fn run(self) {
-        let Writer {
-            mut rx,
-            store,
-            tracker,
-            wake_sweep,
-            storage_ok,
-        } = self;
-        let batch = Arc::new(Batch {
-            store,
-            tracker,
-            wake_sweep,
-            storage_ok,
-        });
+    /// Runs until every sender of `rx` is gone, the queue is drained and every batch is written.
+    pub async fn run(self, mut rx: mpsc::Receiver<Job>) {
+        let writer = Arc::new(self);
         let mut in_flight = tokio::task::JoinSet::new();
         while let Some(job) = rx.recv().await {
             let mut jobs = vec![job];
@@ -68,22 +56,12 @@ impl Writer {
             if in_flight.len() >= CONCURRENT_BATCHES {
                 let _ = in_flight.join_next().await;
             }
-            let batch = Arc::clone(&batch);
-            in_flight.spawn(async move { batch.write(jobs).await });
+            let writer = Arc::clone(&writer);
+            in_flight.spawn(async move { writer.write(jobs).await });
         }
         while in_flight.join_next().await.is_some() {}
     }
-}
 
-/// What writing one batch needs.
-struct Batch {
-    store: Store,
-    tracker: Arc<Mutex<OffsetTracker>>,
-    wake_sweep: Arc<Notify>,
-    storage_ok: Arc<AtomicBool>,
-}
-
-impl Batch {
     async fn write(&self, jobs: Vec<Job>) {
         let mut firsts = Vec::new();
         let mut acks = Vec::new();
