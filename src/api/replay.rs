@@ -80,16 +80,8 @@ pub async fn bulk(
     let outcome = state
         .store
         .run(move |q| {
-            let page = BulkReplay {
-                from: request.from,
-                to: request.to,
-                statuses: request.statuses.clone(),
-                config_ids: request.config_ids.clone(),
-                after: request.after.clone(),
-                limit: request.page_size,
-            };
             let render = |done: &BulkReplayed| request.render(done);
-            Ok(q.bulk_replay(&key, &hash, &page, Timestamp::now(), &render)?)
+            Ok(q.bulk_replay(&key, &hash, &request.page, Timestamp::now(), &render)?)
         })
         .await?;
     respond(&state, outcome)
@@ -119,17 +111,12 @@ fn respond(state: &AppState, outcome: ReplayOutcome) -> Result<HttpResponse, Api
 /// A validated bulk replay request.
 #[derive(Debug)]
 struct BulkRequest {
-    from: Timestamp,
-    /// As sent (None when absent), for the request hash.
+    /// The page to replay: `to` is the effective end (as sent, else the cursor's, else now);
+    /// statuses and config ids sorted and deduplicated.
+    page: BulkReplay,
+    /// `createdAtTo` as sent (None when absent), for the request hash.
     to_sent: Option<Timestamp>,
-    /// Effective: as sent, else the cursor's, else now.
-    to: Timestamp,
-    /// Sorted, deduplicated.
-    statuses: Vec<String>,
-    config_ids: Vec<String>,
     cursor: String,
-    after: Option<(Timestamp, String)>,
-    page_size: i64,
 }
 
 /// The replay cursor: where the next page starts and the filters it belongs to.
@@ -220,14 +207,16 @@ impl BulkRequest {
             ));
         }
         Ok(BulkRequest {
-            from,
+            page: BulkReplay {
+                from,
+                to,
+                statuses,
+                config_ids,
+                after: parsed.map(|c| c.after),
+                limit: page_size,
+            },
             to_sent,
-            to,
-            statuses,
-            config_ids,
             cursor,
-            after: parsed.map(|c| c.after),
-            page_size,
         })
     }
 
@@ -237,12 +226,12 @@ impl BulkRequest {
         serde_json::json!({
             "route": "deliveries",
             "request": {
-                "createdAtFrom": self.from.to_rfc3339(),
+                "createdAtFrom": self.page.from.to_rfc3339(),
                 "createdAtTo": self.to_sent.map_or(zero, |t| t.to_rfc3339()),
-                "statuses": self.statuses,
-                "configIds": self.config_ids,
+                "statuses": self.page.statuses,
+                "configIds": self.page.config_ids,
                 "cursor": self.cursor,
-                "pageSize": self.page_size,
+                "pageSize": self.page.limit,
             }
         })
         .to_string()
@@ -268,10 +257,10 @@ impl BulkRequest {
                         created_at: at.to_rfc3339(),
                         id: id.clone(),
                     },
-                    created_at_from: self.from.to_rfc3339(),
-                    created_at_to: self.to.to_rfc3339(),
-                    statuses: self.statuses.clone(),
-                    config_ids: self.config_ids.clone(),
+                    created_at_from: self.page.from.to_rfc3339(),
+                    created_at_to: self.page.to.to_rfc3339(),
+                    statuses: self.page.statuses.clone(),
+                    config_ids: self.page.config_ids.clone(),
                 };
                 URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default())
             }
@@ -283,7 +272,7 @@ impl BulkRequest {
             skipped: done.skipped,
             has_more: done.has_more,
             next_cursor,
-            created_at_to: self.to,
+            created_at_to: self.page.to,
         })
         .unwrap_or_default()
     }
