@@ -16,7 +16,7 @@ async fn worker_app(backend: Backend, topic: &str, extra: &[&str]) -> TestApp {
     worker_app_on(TestDb::new(backend), topic, &kafka::unique("group"), extra).await
 }
 
-async fn worker_app_on(db: TestDb, topic: &str, group: &str, extra: &[&str]) -> TestApp {
+pub(crate) async fn worker_app_on(db: TestDb, topic: &str, group: &str, extra: &[&str]) -> TestApp {
     let broker = format!("--publisher-kafka-broker={}", kafka::bootstrap());
     let topics = format!("--kafka-topics={topic}");
     let group = format!("--publisher-queue-group={group}");
@@ -576,15 +576,12 @@ both_backends!(
 
         receiver.set_status(204);
         let replay = |key: Option<&'static str>, id: String| {
-            let client = app.client.clone();
-            let url = format!("{}/deliveries/{id}/replay", app.base);
+            let app = &app;
             async move {
-                let mut req = client.post(url);
-                if let Some(k) = key {
-                    req = req.header("Idempotency-Key", k);
-                }
-                let resp = req.send().await.unwrap_or_else(|e| panic!("{e}"));
-                (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+                let reply = app
+                    .post_with_key(&format!("/deliveries/{id}/replay"), key, None)
+                    .await;
+                (reply.status, reply.body)
             }
         };
         let (status, first_body) = replay(Some("k1"), id.clone()).await;

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::both_backends;
+use crate::delivery::worker_app_on;
 use crate::harness::{eventually, Backend, Receiver, TestApp, TestDb};
 use crate::kafka;
 
@@ -14,21 +15,7 @@ const WAIT: Duration = Duration::from_secs(60);
 async fn app_on_new_topic(backend: Backend, partitions: i32) -> (TestApp, String) {
     let topic = kafka::unique("events");
     kafka::create_topic(&kafka::bootstrap(), &topic, partitions).await;
-    let broker = format!("--publisher-kafka-broker={}", kafka::bootstrap());
-    let topics = format!("--kafka-topics={topic}");
-    let group = format!("--publisher-queue-group={}", kafka::unique("group"));
-    let app = TestApp::spawn_on(
-        TestDb::new(backend),
-        &[
-            "--worker",
-            "--publisher-kafka-enabled",
-            &broker,
-            &topics,
-            &group,
-            "--allow-private-endpoints",
-        ],
-    )
-    .await;
+    let app = worker_app_on(TestDb::new(backend), &topic, &kafka::unique("group"), &[]).await;
     (app, topic)
 }
 
