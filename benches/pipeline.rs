@@ -235,11 +235,13 @@ async fn run(sizes: Sizes, smoke: bool) -> anyhow::Result<()> {
         ("tansu", env.tansu.clone()),
         ("embedded", embedded.bootstrap().to_owned()),
     ];
-    create_topics(
-        &env.tansu,
-        &[&events_topic, &fanout_topic, &latency_topic, &idle_topic],
-    )
-    .await?;
+    if only("tansu") {
+        create_topics(
+            &env.tansu,
+            &[&events_topic, &fanout_topic, &latency_topic, &idle_topic],
+        )
+        .await?;
+    }
 
     let mut peak_rss_mb: f64 = 0.0;
     let mut e2e_rates = HashMap::new();

@@ -15,7 +15,8 @@ use crate::store::model::{
     AttemptRow, Claimed, Completion, DeliveryRow, FirstAttempt, NewAttempt, NewDelivery,
 };
 use crate::store::schema::{attempts, configs, deliveries, replay_requests};
-use crate::store::types::{DbList, DbTime};
+use crate::store::types::{DbList, DbTime, Ts};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 
 /// Exact-match filters of `GET /configs`.
 #[derive(Debug, Clone, Default)]
@@ -163,6 +164,41 @@ pub trait Queries {
 /// Rows per INSERT statement: well under SQLite's and PostgreSQL's bound-parameter limits.
 const WRITE_CHUNK: usize = 500;
 
+/// Settles a batch of leases in one statement: row i of the `VALUES` list carries
+/// (id, claimed_at, status, next_attempt_at, last_error, attempt_count, last_attempt_at,
+/// last_status_code, made a call); parameter 1 is `now`. A row changes only while its lease is
+/// the one completed (`delivering`, same `claimed_at`); without a call the last call's facts stay
+/// as they were. `mark` is the backend's numbered-parameter sign (`$` or `?`).
+fn settle_sql(rows: usize, mark: char) -> String {
+    const COLUMNS: usize = 9;
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let params: Vec<String> = (0..COLUMNS)
+                .map(|c| format!("{mark}{}", 2 + r * COLUMNS + c))
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    format!(
+        "UPDATE deliveries SET status = v.column3, next_attempt_at = v.column4, claimed_at = NULL, \
+         last_error = v.column5, updated_at = {mark}1, attempt_count = v.column6, \
+         last_attempt_at = CASE WHEN v.column9 THEN v.column7 ELSE deliveries.last_attempt_at END, \
+         last_status_code = CASE WHEN v.column9 THEN v.column8 ELSE deliveries.last_status_code END \
+         FROM (VALUES {}) AS v \
+         WHERE deliveries.id = v.column1 AND deliveries.status = 'delivering' \
+         AND deliveries.claimed_at = v.column2 \
+         RETURNING deliveries.id",
+        values.join(", ")
+    )
+}
+
+/// A row id returned by a raw statement.
+#[derive(QueryableByName)]
+struct SettledId {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+}
+
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = configs)]
 struct ConfigRow {
@@ -192,7 +228,7 @@ impl From<ConfigRow> for Config {
 }
 
 macro_rules! backend_queries {
-    ($conn:ty, $write_tx:ident, $configs_changed:path, $insert_deliveries:path, $insert_attempts:path, $lock_key:path, [$($lock:tt)*], [$($row_lock:tt)*]) => {
+    ($conn:ty, $write_tx:ident, $configs_changed:path, $insert_deliveries:path, $insert_attempts:path, $lock_key:path, $mark:literal, [$($lock:tt)*], [$($row_lock:tt)*]) => {
         /// The stored answer for `key` when it is younger than 24 h: the response itself for
         /// the same request, a conflict for another. An expired record is removed. Call under
         /// `lock_key` in a write transaction.
@@ -624,38 +660,37 @@ macro_rules! backend_queries {
 
             fn complete_claims(&mut self, batch: &[Completion], now: Timestamp) -> QueryResult<usize> {
                 self.$write_tx(|conn| {
-                    let mut applied = Vec::with_capacity(batch.len());
-                    for c in batch {
-                        let target = deliveries::table
-                            .filter(deliveries::id.eq(&c.delivery_id))
-                            .filter(deliveries::status.eq("delivering"))
-                            .filter(deliveries::claimed_at.eq(DbTime(c.claimed_at)));
-                        let settled = (
-                            deliveries::status.eq(c.status),
-                            deliveries::next_attempt_at.eq(c.next_attempt_at.map(DbTime)),
-                            deliveries::claimed_at.eq(None::<DbTime>),
-                            deliveries::last_error.eq(&c.last_error),
-                            deliveries::updated_at.eq(DbTime(now)),
+                    let mut applied: Vec<&str> = Vec::with_capacity(batch.len());
+                    for chunk in batch.chunks(WRITE_CHUNK) {
+                        let mut q = diesel::sql_query(settle_sql(chunk.len(), $mark))
+                            .into_boxed::<<$conn as diesel::Connection>::Backend>()
+                            .bind::<Ts, _>(DbTime(now));
+                        for c in chunk {
+                            q = q
+                                .bind::<Text, _>(&c.delivery_id)
+                                .bind::<Ts, _>(DbTime(c.claimed_at))
+                                .bind::<Text, _>(c.status)
+                                .bind::<Nullable<Ts>, _>(c.next_attempt_at.map(DbTime))
+                                .bind::<Text, _>(&c.last_error)
+                                .bind::<BigInt, _>(c.attempt_count)
+                                .bind::<Nullable<Ts>, _>(c.last_attempt_at.map(DbTime))
+                                .bind::<Nullable<BigInt>, _>(c.last_status_code)
+                                .bind::<Bool, _>(c.attempt.is_some());
+                        }
+                        let settled: HashSet<String> =
+                            q.load::<SettledId>(conn)?.into_iter().map(|r| r.id).collect();
+                        let attempts: Vec<&NewAttempt> = chunk
+                            .iter()
+                            .filter(|c| settled.contains(&c.delivery_id))
+                            .filter_map(|c| c.attempt.as_ref())
+                            .collect();
+                        $insert_attempts(conn, &attempts)?;
+                        applied.extend(
+                            chunk
+                                .iter()
+                                .filter(|c| settled.contains(&c.delivery_id))
+                                .map(|c| c.delivery_id.as_str()),
                         );
-                        // Without a call (a pre-check gave up) the last call's facts stay as they were.
-                        let n = match &c.attempt {
-                            Some(_) => diesel::update(target)
-                                .set((
-                                    settled,
-                                    deliveries::attempt_count.eq(c.attempt_count),
-                                    deliveries::last_attempt_at.eq(c.last_attempt_at.map(DbTime)),
-                                    deliveries::last_status_code.eq(c.last_status_code),
-                                ))
-                                .execute(conn)?,
-                            None => diesel::update(target).set(settled).execute(conn)?,
-                        };
-                        if n == 0 {
-                            continue;
-                        }
-                        if let Some(a) = &c.attempt {
-                            $insert_attempts(conn, &[a])?;
-                        }
-                        applied.push(c.delivery_id.as_str());
                     }
                     cancel_if_config_deleted(conn, &applied, now)?;
                     Ok(applied.len())
@@ -945,6 +980,7 @@ mod postgres {
         insert_deliveries,
         insert_attempts,
         lock_key,
+        '$',
         [.for_update().skip_locked()],
         [.for_update()]
     );
@@ -996,6 +1032,7 @@ mod sqlite {
         insert_deliveries,
         insert_attempts,
         lock_key,
+        '?',
         [],
         []
     );

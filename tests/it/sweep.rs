@@ -115,3 +115,107 @@ both_backends!(stale_claims_return_to_pending, |backend| async move {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(applied, 0, "a stale lease overwrote a newer claim");
 });
+
+both_backends!(a_batch_of_completions_settles_each_lease, |backend| async move {
+    let db = TestDb::new(backend);
+    let store = open(&db);
+    seed(&store, 3).await;
+    let claimed = store
+        .run(|q| Ok(q.claim_due(10, Timestamp::now())?))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(claimed.len(), 3);
+    let lease = |i: usize| claimed[i].claimed_at.map(|t| t.0).unwrap_or_else(Timestamp::now);
+    let called_at = Timestamp::now();
+    let next = Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::seconds(30));
+    let mut retried_call = first_attempt(&claimed[0].config_id, 9, "pending", called_at).attempt;
+    retried_call.delivery_id = claimed[0].id.clone();
+    retried_call.attempt_number = 2;
+    retried_call.status_code = 0;
+    let batch = vec![
+        // A call that failed without a response: retried later, no status code.
+        Completion {
+            delivery_id: claimed[0].id.clone(),
+            claimed_at: lease(0),
+            status: "pending",
+            attempt_count: 2,
+            next_attempt_at: Some(next),
+            last_attempt_at: Some(called_at),
+            last_status_code: None,
+            last_error: "connection refused".into(),
+            attempt: Some(retried_call),
+        },
+        // Given up before calling: the last call's facts stay.
+        Completion {
+            delivery_id: claimed[1].id.clone(),
+            claimed_at: lease(1),
+            status: "failed",
+            attempt_count: 1,
+            next_attempt_at: None,
+            last_attempt_at: None,
+            last_status_code: None,
+            last_error: "abort-after elapsed".into(),
+            attempt: None,
+        },
+        // Another worker's lease (a different claimed_at): ignored.
+        Completion {
+            delivery_id: claimed[2].id.clone(),
+            claimed_at: ago(3600),
+            status: "succeeded",
+            attempt_count: 2,
+            next_attempt_at: None,
+            last_attempt_at: Some(called_at),
+            last_status_code: Some(200),
+            last_error: String::new(),
+            attempt: None,
+        },
+    ];
+    let applied = store
+        .run(move |q| Ok(q.complete_claims(&batch, Timestamp::now())?))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(applied, 2);
+    let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
+    let (rows, attempts) = store
+        .run(move |q| {
+            let mut rows = Vec::new();
+            let mut attempts = Vec::new();
+            for id in &ids {
+                rows.push(q.get_delivery(id)?.unwrap_or_else(|| panic!("{id} is gone")));
+                attempts.push(q.attempts_of_delivery(id)?.len());
+            }
+            Ok((rows, attempts))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let retried = &rows[0];
+    assert_eq!(retried.status, "pending");
+    assert_eq!(retried.attempt_count, 2);
+    assert_eq!(retried.next_attempt_at.map(|t| t.0), Some(next));
+    assert_eq!(retried.last_attempt_at.map(|t| t.0), Some(called_at));
+    assert_eq!(retried.last_status_code, None);
+    assert_eq!(retried.last_error, "connection refused");
+    assert_eq!(retried.claimed_at, None);
+
+    let given_up = &rows[1];
+    assert_eq!(given_up.status, "failed");
+    assert_eq!(given_up.attempt_count, 1);
+    assert_eq!(given_up.next_attempt_at, None);
+    assert_eq!(
+        given_up.last_status_code,
+        Some(500),
+        "the last call's status was overwritten"
+    );
+    assert!(
+        given_up.last_attempt_at.is_some(),
+        "the last call's time was erased"
+    );
+    assert_eq!(given_up.last_error, "abort-after elapsed");
+
+    let other = &rows[2];
+    assert_eq!(other.status, "delivering", "another worker's lease was settled");
+    assert_eq!(other.claimed_at.map(|t| t.0), Some(lease(2)));
+
+    assert_eq!(attempts, vec![2, 1, 1], "attempt rows per delivery");
+});
