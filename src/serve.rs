@@ -7,6 +7,8 @@ use anyhow::Context;
 
 use std::sync::Arc;
 
+use tokio_util::sync::{CancellationToken, DropGuard};
+
 use crate::api::{self, AppState, Surface};
 use crate::config::Settings;
 use crate::kafka::{KafkaSettings, Publisher};
@@ -34,6 +36,8 @@ pub struct Running {
     pub server: api::Server,
     pub store: Store,
     pub worker: Option<Worker>,
+    /// Stops following other processes' config changes when the process stops (or is dropped).
+    _follow_changes: DropGuard,
 }
 
 impl Running {
@@ -75,11 +79,14 @@ pub async fn start(settings: &Settings, role: Role) -> anyhow::Result<Running> {
         max_request_bytes: settings.max_request_bytes,
         worker: worker.as_ref().map(|w| Arc::clone(&w.status)),
         publisher,
+        config_list: Arc::default(),
     };
     let surface = match role {
         Role::Serve => Surface::Api,
         Role::Worker => Surface::Operations,
     };
+    let follow_changes = CancellationToken::new();
+    store.follow_config_changes(follow_changes.clone());
     let server = api::start(state, &settings.listen, surface)
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     tracing::info!(
@@ -92,6 +99,7 @@ pub async fn start(settings: &Settings, role: Role) -> anyhow::Result<Running> {
         server,
         store,
         worker,
+        _follow_changes: follow_changes.drop_guard(),
     })
 }
 

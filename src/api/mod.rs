@@ -32,6 +32,8 @@ pub struct AppState {
     pub worker: Option<Arc<WorkerStatus>>,
     /// Where `POST /events` publishes; None when this process has no broker to publish to.
     pub publisher: Option<Arc<Publisher>>,
+    /// The unfiltered `GET /configs` answer as last rendered.
+    pub config_list: Arc<configs::RenderedList>,
 }
 
 /// Which routes a process answers: `serve` the whole API, `worker` only the operational ones.
@@ -106,15 +108,19 @@ async fn not_found() -> HttpResponse {
     ApiError::not_found("route not found").error_response()
 }
 
-/// A JSON body followed by the newline every body of the API ends with.
+/// A JSON body: the value and the newline every body of the API ends with.
+fn json_body<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut body = serde_json::to_vec(value)?;
+    body.push(b'\n');
+    Ok(body)
+}
+
+/// A JSON answer.
 pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
-    match serde_json::to_vec(value) {
-        Ok(mut body) => {
-            body.push(b'\n');
-            HttpResponse::build(status)
-                .content_type("application/json")
-                .body(body)
-        }
+    match json_body(value) {
+        Ok(body) => HttpResponse::build(status)
+            .content_type("application/json")
+            .body(body),
         Err(e) => {
             tracing::error!(error = %e, "response serialisation failed");
             HttpResponse::InternalServerError()
@@ -122,6 +128,11 @@ pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> HttpRespons
                 .body("{\"errorCode\":\"INTERNAL\",\"errorMessage\":\"internal error\"}\n")
         }
     }
+}
+
+/// A 200 JSON answer whose body was rendered earlier ([`cursor_body`]).
+pub fn rendered(body: web::Bytes) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(body)
 }
 
 /// `{"data":…}`
@@ -156,12 +167,23 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+#[derive(Serialize)]
+struct CursorEnvelope<'a, T> {
+    cursor: &'a Cursor<T>,
+}
+
 pub fn cursor<T: Serialize>(cursor: &Cursor<T>) -> HttpResponse {
-    #[derive(Serialize)]
-    struct Wrap<'a, T> {
-        cursor: &'a Cursor<T>,
-    }
-    json_response(StatusCode::OK, &Wrap { cursor })
+    json_response(StatusCode::OK, &CursorEnvelope { cursor })
+}
+
+/// The body of [`cursor`]'s answer, for answers kept and served again.
+pub fn cursor_body<T: Serialize>(cursor: &Cursor<T>) -> Result<web::Bytes, ApiError> {
+    json_body(&CursorEnvelope { cursor })
+        .map(web::Bytes::from)
+        .map_err(|e| {
+            tracing::error!(error = %e, "response serialisation failed");
+            ApiError::internal()
+        })
 }
 
 /// A running API server.

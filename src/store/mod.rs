@@ -8,6 +8,7 @@
 //! Error policy: queries return `diesel` errors; [`StoreError`] adds the pool and task failures.
 //! "Not found" is not an error here: lookups return `Option`/`bool` and the API decides.
 
+mod changes;
 pub mod migrate;
 pub mod model;
 mod queries;
@@ -64,7 +65,11 @@ pub enum Migrations {
 pub struct Store {
     backend: Arc<Backend>,
     /// Signalled after every config change made through this handle (in-process cache refresh).
-    config_changes: Arc<tokio::sync::Notify>,
+    config_changes_signal: Arc<tokio::sync::Notify>,
+    /// Config changes counted for in-memory copies (see `changes.rs`).
+    config_changes: Arc<changes::ConfigChanges>,
+    /// Where the config change listener connects (PostgreSQL only).
+    postgres_uri: Option<String>,
     /// Signalled when deliveries became due sooner than planned (new pending rows, replays):
     /// wakes the in-process retry sweep.
     deliveries_due: Arc<tokio::sync::Notify>,
@@ -82,6 +87,10 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 impl Store {
     /// Connects (blocking) and checks or applies migrations. SQLite always migrates.
     pub fn open(settings: &StorageSettings, migrations: Migrations) -> Result<Store, StoreError> {
+        let postgres_uri = match settings {
+            StorageSettings::Postgres { uri } => Some(uri.clone()),
+            StorageSettings::Sqlite { .. } => None,
+        };
         let backend = match settings {
             StorageSettings::Postgres { uri } => {
                 let pool = Pool::builder()
@@ -114,7 +123,9 @@ impl Store {
         };
         Ok(Store {
             backend: Arc::new(backend),
+            config_changes_signal: Arc::default(),
             config_changes: Arc::default(),
+            postgres_uri,
             deliveries_due: Arc::default(),
         })
     }
@@ -142,11 +153,20 @@ impl Store {
 
     /// Tells in-process config caches that configs changed.
     pub fn notify_config_change(&self) {
-        self.config_changes.notify_one();
+        self.config_changes.bump();
+        self.config_changes_signal.notify_one();
     }
 
+    /// Wakes the worker's config cache after a change made in this process.
     pub fn config_changes(&self) -> Arc<tokio::sync::Notify> {
-        Arc::clone(&self.config_changes)
+        Arc::clone(&self.config_changes_signal)
+    }
+
+    /// How many config changes this process has learnt of: equal values mean no change in
+    /// between. None while changes made by other processes are not followed
+    /// ([`Store::follow_config_changes`] not running, or its connection down).
+    pub fn config_generation(&self) -> Option<u64> {
+        self.config_changes.current()
     }
 
     /// Wakes the in-process retry sweep: something is due now.

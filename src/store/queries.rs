@@ -935,7 +935,11 @@ mod postgres {
     /// Tells other processes (the workers' config caches) that configs changed; delivered only
     /// if the transaction commits.
     fn notify(conn: &mut PgConnection) -> QueryResult<()> {
-        diesel::sql_query("SELECT pg_notify('webhooks_configs', '')").execute(conn)?;
+        diesel::sql_query(format!(
+            "SELECT pg_notify('{}', '')",
+            crate::store::changes::CHANNEL
+        ))
+        .execute(conn)?;
         Ok(())
     }
 

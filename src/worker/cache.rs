@@ -1,8 +1,9 @@
 //! The in-memory index of active configs that matching reads (no database query per event).
 //!
-//! It follows changes three ways: an in-process signal from the API (`serve --worker`), a cheap
-//! fingerprint poll of the configs table every 250 ms (other processes, either backend), and a
-//! full reload every minute as a safety net.
+//! It follows changes three ways: a signal from the API of this process (`serve --worker`) or
+//! from the store's PostgreSQL listener (other processes' changes, within milliseconds), a cheap
+//! fingerprint poll of the configs table every 250 ms (either backend), and a full reload every
+//! minute as a safety net.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};

@@ -3,7 +3,9 @@
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::harness::TestApp;
+use std::time::Duration;
+
+use crate::harness::{eventually, TestApp};
 
 const VALID: &str =
     r#"{"endpoint":"https://example.com/hook","eventTypes":["LEDGER.Committed_Transactions"]}"#;
@@ -511,3 +513,84 @@ async fn storage_stopped_postgres() {
         .await
         .assert_error(503, "INTERNAL", "storage unavailable");
 }
+
+/// `(id, endpoint)` of every config `GET /configs` lists.
+async fn listed(app: &TestApp) -> Vec<(String, String)> {
+    let reply = app.get("/configs").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()["cursor"]["data"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    (
+                        c["id"].as_str().unwrap_or_default().to_owned(),
+                        c["endpoint"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+// What another process sees must follow: the list a process keeps rendered is dropped when a
+// config changes anywhere (PostgreSQL: LISTEN/NOTIFY; SQLite: a fingerprint poll).
+both_backends!(
+    list_follows_changes_made_by_another_process,
+    |backend| async move {
+        let a = TestApp::spawn(backend).await;
+        let b = a.beside().await;
+        // Twice: the second answer is the kept one.
+        assert_eq!(listed(&b).await, []);
+        assert_eq!(listed(&b).await, []);
+
+        let created = a.create_config("https://one.example/h", &["t"]).await;
+        let id = created["id"].as_str().unwrap_or_default().to_owned();
+        let want = vec![(id.clone(), "https://one.example/h".to_owned())];
+        eventually(
+            Duration::from_secs(10),
+            "the other process to list the new config",
+            || {
+                let (b, want) = (&b, &want);
+                async move { (listed(b).await == *want).then_some(()) }
+            },
+        )
+        .await;
+
+        let reply = a
+            .send_json(
+                "PUT",
+                &format!("/configs/{id}"),
+                r#"{"endpoint":"https://two.example/h","eventTypes":["t"]}"#,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let want = vec![(id.clone(), "https://two.example/h".to_owned())];
+        eventually(
+            Duration::from_secs(10),
+            "the other process to list the new endpoint",
+            || {
+                let (b, want) = (&b, &want);
+                async move { (listed(b).await == *want).then_some(()) }
+            },
+        )
+        .await;
+
+        let reply = a.request("DELETE", &format!("/configs/{id}"), None, None).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        eventually(
+            Duration::from_secs(10),
+            "the other process to drop the deleted config",
+            || {
+                let b = &b;
+                async move { listed(b).await.is_empty().then_some(()) }
+            },
+        )
+        .await;
+
+        // A process's own write shows in its next answer, without waiting.
+        let own = b.create_config("https://three.example/h", &["t"]).await;
+        let own_id = own["id"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(listed(&b).await, [(own_id, "https://three.example/h".to_owned())]);
+    }
+);

@@ -66,6 +66,15 @@ impl TestDb {
         }
     }
 
+    /// Another handle on the same database, for a second process; only the first removes it.
+    pub fn handle(&self) -> TestDb {
+        TestDb {
+            storage: self.storage.clone(),
+            schema: None,
+            _dir: None,
+        }
+    }
+
     pub fn uri(&self) -> String {
         match &self.storage {
             StorageSettings::Postgres { uri } => uri.clone(),
@@ -235,6 +244,11 @@ impl TestApp {
     pub async fn send_json(&self, method: &str, path: &str, body: &str) -> Reply {
         self.request(method, path, Some(body), Some("application/json"))
             .await
+    }
+
+    /// A second `serve` process on the same database.
+    pub async fn beside(&self) -> TestApp {
+        Self::spawn_on(self.db.handle(), &[]).await
     }
 
     /// The database, for a restart on the same data (after [`TestApp::stop`]).
