@@ -15,3 +15,4 @@ mod replay;
 mod retention;
 mod sweep;
 mod test_route;
+mod writes;
