@@ -36,13 +36,10 @@ pub struct Writer {
     pub storage_ok: Arc<AtomicBool>,
 }
 
-/// Batches written at the same time. One transaction at a time leaves the database server
-/// waiting on each round trip and commit; two keep it busy while the next batch gathers.
-const CONCURRENT_BATCHES: usize = 2;
-
 impl Writer {
     /// Runs until every sender of `rx` is gone, the queue is drained and every batch is written.
     pub async fn run(self, mut rx: mpsc::Receiver<Job>) {
+        let concurrent_batches = self.store.concurrent_writers();
         let writer = Arc::new(self);
         let mut in_flight = tokio::task::JoinSet::new();
         while let Some(job) = rx.recv().await {
@@ -53,7 +50,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if in_flight.len() >= CONCURRENT_BATCHES {
+            if in_flight.len() >= concurrent_batches {
                 let _ = in_flight.join_next().await;
             }
             let writer = Arc::clone(&writer);
