@@ -533,6 +533,14 @@ async fn listed(app: &TestApp) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// Waits until `app` lists exactly `want`.
+async fn until_listed(app: &TestApp, want: &[(String, String)], what: &str) {
+    eventually(Duration::from_secs(10), what, || async move {
+        (listed(app).await == want).then_some(())
+    })
+    .await;
+}
+
 // What another process sees must follow: the list a process keeps rendered is dropped when a
 // config changes anywhere (PostgreSQL: LISTEN/NOTIFY; SQLite: a fingerprint poll).
 both_backends!(
@@ -546,16 +554,8 @@ both_backends!(
 
         let created = a.create_config("https://one.example/h", &["t"]).await;
         let id = created["id"].as_str().unwrap_or_default().to_owned();
-        let want = vec![(id.clone(), "https://one.example/h".to_owned())];
-        eventually(
-            Duration::from_secs(10),
-            "the other process to list the new config",
-            || {
-                let (b, want) = (&b, &want);
-                async move { (listed(b).await == *want).then_some(()) }
-            },
-        )
-        .await;
+        let want = [(id.clone(), "https://one.example/h".to_owned())];
+        until_listed(&b, &want, "the other process to list the new config").await;
 
         let reply = a
             .send_json(
@@ -565,28 +565,12 @@ both_backends!(
             )
             .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
-        let want = vec![(id.clone(), "https://two.example/h".to_owned())];
-        eventually(
-            Duration::from_secs(10),
-            "the other process to list the new endpoint",
-            || {
-                let (b, want) = (&b, &want);
-                async move { (listed(b).await == *want).then_some(()) }
-            },
-        )
-        .await;
+        let want = [(id.clone(), "https://two.example/h".to_owned())];
+        until_listed(&b, &want, "the other process to list the new endpoint").await;
 
         let reply = a.request("DELETE", &format!("/configs/{id}"), None, None).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
-        eventually(
-            Duration::from_secs(10),
-            "the other process to drop the deleted config",
-            || {
-                let b = &b;
-                async move { listed(b).await.is_empty().then_some(()) }
-            },
-        )
-        .await;
+        until_listed(&b, &[], "the other process to drop the deleted config").await;
 
         // A process's own write shows in its next answer, without waiting.
         let own = b.create_config("https://three.example/h", &["t"]).await;

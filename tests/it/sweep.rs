@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use crate::both_backends;
 use crate::harness::{config_row, first_attempt, TestDb};
 use webhooks::domain::time::Timestamp;
-use webhooks::store::model::{Completion, FirstAttempt};
+use webhooks::store::model::{Claimed, Completion, FirstAttempt};
 use webhooks::store::{Migrations, Store};
 
 fn open(db: &TestDb) -> Store {
@@ -65,15 +65,21 @@ both_backends!(concurrent_claimers_never_share_a_row, |backend| async move {
     assert_eq!(all.len(), 1000);
 });
 
-both_backends!(stale_claims_return_to_pending, |backend| async move {
-    let db = TestDb::new(backend);
-    let store = open(&db);
-    seed(&store, 3).await;
+/// Seeds 3 due deliveries and claims them.
+async fn three_claimed(store: &Store) -> Vec<Claimed> {
+    seed(store, 3).await;
     let claimed = store
         .run(|q| Ok(q.claim_due(10, Timestamp::now())?))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(claimed.len(), 3);
+    claimed
+}
+
+both_backends!(stale_claims_return_to_pending, |backend| async move {
+    let db = TestDb::new(backend);
+    let store = open(&db);
+    let claimed = three_claimed(&store).await;
     let again = store
         .run(|q| Ok(q.claim_due(10, Timestamp::now())?))
         .await
@@ -119,12 +125,7 @@ both_backends!(stale_claims_return_to_pending, |backend| async move {
 both_backends!(a_batch_of_completions_settles_each_lease, |backend| async move {
     let db = TestDb::new(backend);
     let store = open(&db);
-    seed(&store, 3).await;
-    let claimed = store
-        .run(|q| Ok(q.claim_due(10, Timestamp::now())?))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(claimed.len(), 3);
+    let claimed = three_claimed(&store).await;
     let lease = |i: usize| claimed[i].claimed_at.map(|t| t.0).unwrap_or_else(Timestamp::now);
     let called_at = Timestamp::now();
     let next = Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::seconds(30));
