@@ -1,11 +1,11 @@
 //! `/configs` routes (spec §2.5, §2.6).
 
+use std::sync::RwLock;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::extract::{query_pairs, read_body, require_json};
-use std::sync::RwLock;
-
 use super::{cursor_body, data, empty, rendered, ApiError, AppState, Cursor};
 use crate::domain::config::{secret_problem, Config, ConfigInput};
 use crate::domain::endpoint::is_url_reference;
