@@ -9,8 +9,11 @@
 //!   the worker's config cache). On SQLite (one process by design) a cheap fingerprint query
 //!   every 250 ms catches a second process.
 //!
-//! While the listening connection is down, changes of other processes are not followed and
-//! [`super::Store::config_generation`] says so (None): copies must then read the database.
+//! The follower proves its link to the database with a round trip every second (the PostgreSQL
+//! listener's `SELECT 1`, SQLite's poll). When it has not for 3 s, or its connection failed,
+//! changes of other processes are not followed and [`super::Store::config_generation`] says so
+//! (None): copies must then read the database. So a copy is at most a few milliseconds behind
+//! a commit elsewhere, and at most 3 s when the database silently stops answering.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,21 +27,39 @@ use crate::api::errors::error_chain;
 
 /// The channel every config write notifies (see `queries.rs`).
 pub(super) const CHANNEL: &str = "webhooks_configs";
+/// How the listening connection shows in `pg_stat_activity`.
+pub const LISTENER_NAME: &str = "webhooks config listener";
 /// How often the listening connection is checked for notices (no round trip: a socket read).
 const NOTICE_POLL: Duration = Duration::from_millis(2);
 /// How often the listening connection proves it is alive with a query.
-const KEEPALIVE: Duration = Duration::from_secs(5);
+const KEEPALIVE: Duration = Duration::from_secs(1);
+/// How long a proof of the follower's link to the database holds.
+const PROOF_HOLDS: Duration = Duration::from_secs(3);
 /// Pause before connecting again after the listening connection failed.
 const RECONNECT: Duration = Duration::from_secs(1);
 /// The SQLite fingerprint poll.
 const FINGERPRINT_POLL: Duration = Duration::from_millis(250);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct ConfigChanges {
     /// Bumped on every change this process learns of.
     generation: AtomicU64,
     /// Whether other processes' changes reach `generation`.
     followed: AtomicBool,
+    /// When the follower last proved its link to the database, in ms since `epoch`.
+    proven_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for ConfigChanges {
+    fn default() -> Self {
+        ConfigChanges {
+            generation: AtomicU64::new(0),
+            followed: AtomicBool::new(false),
+            proven_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 impl ConfigChanges {
@@ -47,13 +68,22 @@ impl ConfigChanges {
     }
 
     pub(super) fn current(&self) -> Option<u64> {
-        self.followed
-            .load(Ordering::SeqCst)
-            .then(|| self.generation.load(Ordering::SeqCst))
+        let proven = Duration::from_millis(self.proven_ms.load(Ordering::SeqCst));
+        let fresh = self.epoch.elapsed().saturating_sub(proven) <= PROOF_HOLDS;
+        (fresh && self.followed.load(Ordering::SeqCst)).then(|| self.generation.load(Ordering::SeqCst))
+    }
+
+    /// The follower just completed a round trip to the database.
+    fn proven(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.proven_ms.store(now, Ordering::SeqCst);
     }
 
     /// Changes of the followed state count as a change: whatever was copied before may be stale.
     fn set_followed(&self, followed: bool) {
+        if followed {
+            self.proven();
+        }
         self.followed.store(followed, Ordering::SeqCst);
         self.bump();
     }
@@ -99,6 +129,7 @@ fn listen_until_error(
     shutdown: &CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut conn = PgConnection::establish(uri)?;
+    diesel::sql_query(format!("SET application_name = '{LISTENER_NAME}'")).execute(&mut conn)?;
     diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn)?;
     // Changes made before LISTEN took effect were not seen: treat them as one.
     store.config_changes.set_followed(true);
@@ -114,6 +145,7 @@ fn listen_until_error(
         }
         if proven.elapsed() >= KEEPALIVE {
             diesel::sql_query("SELECT 1").execute(&mut conn)?;
+            store.config_changes.proven();
             proven = Instant::now();
         }
         std::thread::sleep(NOTICE_POLL);
@@ -126,6 +158,7 @@ async fn poll_fingerprint(store: Store, shutdown: CancellationToken) {
     loop {
         match store.run(|q| Ok(q.configs_fingerprint()?)).await {
             Ok(fingerprint) => {
+                store.config_changes.proven();
                 if last != Some(fingerprint) {
                     last = Some(fingerprint);
                     store.config_changes.set_followed(true);
@@ -143,4 +176,41 @@ async fn poll_fingerprint(store: Store, shutdown: CancellationToken) {
         }
     }
     store.config_changes.set_followed(false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_and_follow_transitions_move_the_generation() {
+        let c = ConfigChanges::default();
+        assert_eq!(c.current(), None, "followed before the follower started");
+        c.set_followed(true);
+        let first = c.current().unwrap_or_else(|| panic!("not followed"));
+        assert_eq!(c.current(), Some(first), "moved without a change");
+        c.bump();
+        assert_eq!(c.current(), Some(first + 1));
+        c.set_followed(false);
+        assert_eq!(c.current(), None);
+        c.set_followed(true);
+        assert!(c.current().is_some_and(|g| g > first + 1));
+    }
+
+    #[test]
+    fn an_old_proof_stops_following() {
+        let c = ConfigChanges {
+            epoch: Instant::now()
+                .checked_sub(Duration::from_secs(10))
+                .unwrap_or_else(Instant::now),
+            ..ConfigChanges::default()
+        };
+        c.set_followed(true);
+        assert!(c.current().is_some());
+        // The last round trip was 10 s ago (the follower is stuck on a silent connection).
+        c.proven_ms.store(0, Ordering::SeqCst);
+        assert_eq!(c.current(), None);
+        c.proven();
+        assert!(c.current().is_some());
+    }
 }

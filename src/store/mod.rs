@@ -27,6 +27,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 
 use crate::config::StorageSettings;
+pub use changes::LISTENER_NAME;
 pub use queries::{BulkReplay, BulkReplayed, ConfigFilter, DeliveryFilter, Queries, ReplayOutcome};
 
 type PgPool = Pool<ConnectionManager<PgConnection>>;

@@ -506,7 +506,22 @@ async fn storage_stopped_postgres() {
     let app = TestApp::spawn_on(db, &[]).await;
     assert_eq!(app.get("/configs").await.status, 200);
     proxy.cut();
-    app.get("/configs")
+    // The list kept in memory is served until the process notices that its config change
+    // listener lost the database (at most 3 s); then the list needs the database.
+    let reply = eventually(
+        Duration::from_secs(10),
+        "GET /configs to need the database",
+        || {
+            let app = &app;
+            async move {
+                let reply = app.get("/configs").await;
+                (reply.status != 200).then_some(reply)
+            }
+        },
+    )
+    .await;
+    reply.assert_error(500, "INTERNAL", "internal error");
+    app.get("/configs?id=x")
         .await
         .assert_error(500, "INTERNAL", "internal error");
     app.get("/_healthcheck")
@@ -578,3 +593,46 @@ both_backends!(
         assert_eq!(listed(&b).await, [(own_id, "https://three.example/h".to_owned())]);
     }
 );
+
+/// Counts the config change listeners connected to the test server.
+fn listeners(admin: &mut diesel::PgConnection, terminate: bool) -> i64 {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let what = if terminate {
+        "count(pg_terminate_backend(pid))"
+    } else {
+        "count(*)"
+    };
+    diesel::sql_query(format!(
+        "SELECT {what} AS n FROM pg_stat_activity WHERE application_name = $1"
+    ))
+    .bind::<diesel::sql_types::Text, _>(webhooks::store::LISTENER_NAME)
+    .get_result::<Count>(admin)
+    .unwrap_or_else(|e| panic!("{e}"))
+    .n
+}
+
+/// A server restart or failover ends the listener's connection: the process must still show
+/// other processes' changes (reading the database until it listens again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_follows_changes_after_the_listener_connection_ends_postgres() {
+    let a = TestApp::spawn(crate::harness::Backend::Postgres).await;
+    let b = a.beside().await;
+    let mut admin = crate::harness::admin_connection(&crate::harness::postgres_base_url());
+    eventually(Duration::from_secs(10), "both listeners to connect", || {
+        let n = listeners(&mut admin, false);
+        async move { (n >= 2).then_some(()) }
+    })
+    .await;
+    assert_eq!(listed(&b).await, []);
+    assert!(listeners(&mut admin, true) >= 2);
+
+    let created = a.create_config("https://one.example/h", &["t"]).await;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let want = [(id, "https://one.example/h".to_owned())];
+    until_listed(&b, &want, "the other process to list the new config").await;
+}
