@@ -62,9 +62,14 @@ trap cleanup EXIT
 
 log "starting a throwaway PostgreSQL on 127.0.0.1:$PG_PORT"
 run_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres --no-sync >/dev/null
-run_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+if ! run_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
     -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 ${PG_OPTIONS:-}" \
-    start >/dev/null
+    start >/dev/null; then
+    # The log goes with the temporary directory: show why before it does.
+    log "PostgreSQL did not start; its log:"
+    cat "$PG_DIR/server.log" >&2 || true
+    exit 1
+fi
 export WEBHOOKS_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 
 TANSU="$(./scripts/install-tansu.sh)"
