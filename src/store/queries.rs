@@ -161,8 +161,9 @@ pub trait Queries {
     fn purge_deleted_configs(&mut self) -> QueryResult<usize>;
 }
 
-/// Rows per INSERT statement: well under SQLite's and PostgreSQL's bound-parameter limits.
-const WRITE_CHUNK: usize = 500;
+/// Leases settled per statement (9 parameters each): well under SQLite's and PostgreSQL's
+/// bound-parameter limits.
+const SETTLE_CHUNK: usize = 500;
 
 /// Settles a batch of leases in one statement: row i of the `VALUES` list carries
 /// (id, claimed_at, status, next_attempt_at, last_error, attempt_count, last_attempt_at,
@@ -570,7 +571,6 @@ macro_rules! backend_queries {
                     // A config deleted while the first call was in flight: its delivery ends here.
                     let ids: Vec<&str> = inserted.iter().map(String::as_str).collect();
                     cancel_if_config_deleted(conn, &ids, now)
-
                 })
             }
 
@@ -661,7 +661,7 @@ macro_rules! backend_queries {
             fn complete_claims(&mut self, batch: &[Completion], now: Timestamp) -> QueryResult<usize> {
                 self.$write_tx(|conn| {
                     let mut applied: Vec<&str> = Vec::with_capacity(batch.len());
-                    for chunk in batch.chunks(WRITE_CHUNK) {
+                    for chunk in batch.chunks(SETTLE_CHUNK) {
                         let mut q = diesel::sql_query(settle_sql(chunk.len(), $mark))
                             .into_boxed::<<$conn as diesel::Connection>::Backend>()
                             .bind::<Ts, _>(DbTime(now));
@@ -679,18 +679,11 @@ macro_rules! backend_queries {
                         }
                         let settled: HashSet<String> =
                             q.load::<RowId>(conn)?.into_iter().map(|r| r.id).collect();
-                        let attempts: Vec<&NewAttempt> = chunk
-                            .iter()
-                            .filter(|c| settled.contains(&c.delivery_id))
-                            .filter_map(|c| c.attempt.as_ref())
-                            .collect();
+                        let settled: Vec<&Completion> =
+                            chunk.iter().filter(|c| settled.contains(&c.delivery_id)).collect();
+                        let attempts: Vec<&NewAttempt> = settled.iter().filter_map(|c| c.attempt.as_ref()).collect();
                         $insert_attempts(conn, &attempts)?;
-                        applied.extend(
-                            chunk
-                                .iter()
-                                .filter(|c| settled.contains(&c.delivery_id))
-                                .map(|c| c.delivery_id.as_str()),
-                        );
+                        applied.extend(settled.iter().map(|c| c.delivery_id.as_str()));
                     }
                     cancel_if_config_deleted(conn, &applied, now)?;
                     Ok(applied.len())
