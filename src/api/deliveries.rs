@@ -122,33 +122,44 @@ impl From<AttemptRow> for AttemptOut {
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct Position {
-    pub(super) created_at: String,
-    pub(super) id: String,
+    created_at: String,
+    id: String,
+}
+
+impl Position {
+    pub(super) fn new(created_at: Timestamp, id: &str) -> Position {
+        Position {
+            created_at: created_at.to_rfc3339(),
+            id: id.to_owned(),
+        }
+    }
+
+    /// The row it points after; None unless a real time and an id.
+    pub(super) fn read(self) -> Option<(Timestamp, String)> {
+        let at = parse_time(&self.created_at).ok().filter(|t| !is_zero_time(*t))?;
+        (!self.id.is_empty()).then_some((at, self.id))
+    }
 }
 
 fn encode_cursor(created_at: Timestamp, id: &str) -> String {
-    let position = Position {
-        created_at: created_at.to_rfc3339(),
-        id: id.to_owned(),
-    };
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&position).unwrap_or_default())
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&Position::new(created_at, id)).unwrap_or_default())
 }
 
 fn decode_cursor(raw: &str) -> Result<(Timestamp, String), ApiError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(raw)
         .map_err(|e| ApiError::validation(format!("invalid cursor: {e}")))?;
-    let invalid = || ApiError::validation("invalid cursor");
-    let position: Position = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    let at = parse_time(&position.created_at).map_err(|_| invalid())?;
-    if position.id.is_empty() || at.as_datetime().timestamp() <= ZERO_TIME_SECONDS {
-        return Err(invalid());
-    }
-    Ok((at, position.id))
+    serde_json::from_slice::<Position>(&bytes)
+        .ok()
+        .and_then(Position::read)
+        .ok_or_else(|| ApiError::validation("invalid cursor"))
 }
 
-/// `0001-01-01T00:00:00Z`, Go's zero time, never a real position.
-pub(super) const ZERO_TIME_SECONDS: i64 = -62_135_596_800;
+/// `0001-01-01T00:00:00Z` (Go's zero time) or earlier: never a real time.
+pub(super) fn is_zero_time(t: Timestamp) -> bool {
+    const ZERO_TIME_SECONDS: i64 = -62_135_596_800;
+    t.as_datetime().timestamp() <= ZERO_TIME_SECONDS
+}
 
 pub(super) fn parse_time(s: &str) -> Result<Timestamp, String> {
     chrono::DateTime::parse_from_rfc3339(s)

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::deliveries::{parse_time, DeliveryOut, Position, ZERO_TIME_SECONDS};
+use super::deliveries::{is_zero_time, parse_time, DeliveryOut, Position};
 use super::extract::{read_body, require_json};
 use super::{ApiError, AppState};
 use crate::domain::json::{decode_object, FieldKind, FieldSpec};
@@ -140,10 +140,6 @@ struct ParsedCursor {
     config_ids: Vec<String>,
 }
 
-fn is_zero(t: Timestamp) -> bool {
-    t.as_datetime().timestamp() <= ZERO_TIME_SECONDS
-}
-
 fn sorted(list: &[String]) -> Vec<String> {
     let mut list = list.to_vec();
     list.sort();
@@ -161,9 +157,9 @@ impl BulkRequest {
                 .map_err(|e| ApiError::validation(format!("timestamp must use RFC3339: {e}")))
         };
         let from = time("createdAtFrom")?
-            .filter(|t| !is_zero(*t))
+            .filter(|t| !is_zero_time(*t))
             .ok_or_else(|| ApiError::validation("createdAtFrom is required"))?;
-        let to_sent = time("createdAtTo")?.filter(|t| !is_zero(*t));
+        let to_sent = time("createdAtTo")?.filter(|t| !is_zero_time(*t));
         let page_size = match body.integer("pageSize") {
             None | Some(0) => MAX_PAGE,
             Some(n) if (1..=MAX_PAGE).contains(&n) => n,
@@ -253,10 +249,7 @@ impl BulkRequest {
         let next_cursor = match (&done.last, done.has_more) {
             (Some((at, id)), true) => {
                 let cursor = ReplayCursor {
-                    position: Position {
-                        created_at: at.to_rfc3339(),
-                        id: id.clone(),
-                    },
+                    position: Position::new(*at, id),
                     created_at_from: self.page.from.to_rfc3339(),
                     created_at_to: self.page.to.to_rfc3339(),
                     statuses: self.page.statuses.clone(),
@@ -284,13 +277,14 @@ fn decode_replay_cursor(raw: &str) -> Result<ParsedCursor, ApiError> {
         .map_err(|e| ApiError::validation(format!("invalid replay cursor: {e}")))?;
     let invalid = || ApiError::validation("invalid replay cursor");
     let c: ReplayCursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    let time = |s: &str| parse_time(s).ok().filter(|t| !is_zero(*t)).ok_or_else(invalid);
-    let at = time(&c.position.created_at)?;
-    if c.position.id.is_empty() {
-        return Err(invalid());
-    }
+    let time = |s: &str| {
+        parse_time(s)
+            .ok()
+            .filter(|t| !is_zero_time(*t))
+            .ok_or_else(invalid)
+    };
     Ok(ParsedCursor {
-        after: (at, c.position.id),
+        after: c.position.read().ok_or_else(invalid)?,
         from: time(&c.created_at_from)?,
         to: time(&c.created_at_to)?,
         statuses: sorted(&c.statuses),
