@@ -62,9 +62,7 @@ impl KafkaSettings {
         }
         c
     }
-}
 
-impl KafkaSettings {
     /// The worker's consumer: offsets stored only once outcomes are durable, committed by
     /// librdkafka's auto-commit of stored offsets.
     pub fn consumer_config(&self) -> ClientConfig {
