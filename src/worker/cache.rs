@@ -1,9 +1,9 @@
 //! The in-memory index of active configs that matching reads (no database query per event).
 //!
 //! It follows changes three ways: a signal from the API of this process (`serve --worker`) or
-//! from the store's PostgreSQL listener (other processes' changes, within milliseconds), a cheap
-//! fingerprint poll of the configs table every 250 ms (either backend), and a full reload every
-//! minute as a safety net.
+//! from the store's PostgreSQL listener (other processes' changes, within milliseconds); a check
+//! every 250 ms of the store's config generation, or of the configs table's fingerprint while
+//! the store does not follow every change; and a full reload every minute as a safety net.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -47,6 +47,14 @@ impl Index {
         }
         index
     }
+}
+
+/// What the configs looked like at the last load: the store's count of config changes while it
+/// follows every change (see `store/changes.rs`; no query), else the table's fingerprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Generation(u64),
+    Fingerprint((Option<Timestamp>, i64)),
 }
 
 /// Shared, cheaply readable index.
@@ -95,7 +103,7 @@ impl ConfigCache {
     /// Keeps the index current until `shutdown`.
     pub async fn follow(self: Arc<Self>, store: Store, shutdown: CancellationToken) {
         let changes = store.config_changes();
-        let mut last: Option<(Option<Timestamp>, i64)> = None;
+        let mut last: Option<Seen> = None;
         let mut last_full = Instant::now();
         loop {
             let nudged = tokio::select! {
@@ -103,20 +111,24 @@ impl ConfigCache {
                 () = changes.notified() => true,
                 () = tokio::time::sleep(POLL) => false,
             };
-            let fingerprint = match store.run(|q| Ok(q.configs_fingerprint()?)).await {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::error!(error = %crate::api::errors::error_chain(&e), "config cache: cannot poll configs");
-                    continue;
-                }
+            // Read before loading: a change after this point shows at the next poll.
+            let seen = match store.config_generation() {
+                Some(generation) => Seen::Generation(generation),
+                None => match store.run(|q| Ok(q.configs_fingerprint()?)).await {
+                    Ok(f) => Seen::Fingerprint(f),
+                    Err(e) => {
+                        tracing::error!(error = %crate::api::errors::error_chain(&e), "config cache: cannot poll configs");
+                        continue;
+                    }
+                },
             };
-            let stale = nudged || last != Some(fingerprint) || last_full.elapsed() >= FULL_RELOAD;
+            let stale = nudged || last != Some(seen) || last_full.elapsed() >= FULL_RELOAD;
             if !stale {
                 continue;
             }
             match self.load(&store).await {
                 Ok(()) => {
-                    last = Some(fingerprint);
+                    last = Some(seen);
                     last_full = Instant::now();
                 }
                 Err(e) => {

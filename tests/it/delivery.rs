@@ -614,3 +614,54 @@ both_backends!(
         assert_eq!(status, 404);
     }
 );
+
+/// Sends `{"type":<event_type>}` records until `receiver` got a request: a record consumed
+/// before the worker knew the matching config matches nothing.
+async fn records_until_delivered(topic: &str, event_type: &str, receiver: &Receiver) {
+    let producer = Producer::new(&kafka::bootstrap());
+    let record = format!("{{\"type\":\"{event_type}\"}}");
+    eventually(WAIT, &format!("a {event_type} record delivered"), || {
+        let (producer, record) = (&producer, &record);
+        async move {
+            if receiver.count() > 0 {
+                return Some(());
+            }
+            producer.send(topic, record.as_bytes(), None).await;
+            None
+        }
+    })
+    .await;
+}
+
+// `webhooks worker` and `webhooks serve` as separate processes on one database: the worker's
+// config cache follows configs created through serve (PostgreSQL: the change listener;
+// SQLite: the change poll). The second config comes after the worker's cache has reloaded
+// for the first, so it needs a change noticed while running, not the first load.
+both_backends!(
+    a_worker_process_follows_configs_created_by_serve,
+    |backend| async move {
+        let topic = topic().await;
+        let broker = format!("--publisher-kafka-broker={}", kafka::bootstrap());
+        let topics = format!("--kafka-topics={topic}");
+        let group = format!("--publisher-queue-group={}", kafka::unique("group"));
+        let worker = TestApp::spawn_as(
+            webhooks::serve::Role::Worker,
+            TestDb::new(backend),
+            &[
+                "--publisher-kafka-enabled",
+                &broker,
+                &topics,
+                &group,
+                "--allow-private-endpoints",
+            ],
+        )
+        .await;
+        let api = worker.beside().await;
+        for event_type in ["t", "u"] {
+            let receiver = Receiver::start(200).await;
+            let config = api.create_config(&receiver.url("/h"), &[event_type]).await;
+            records_until_delivered(&topic, event_type, &receiver).await;
+            delivery_in(&worker, config["id"].as_str().unwrap_or_default(), "succeeded").await;
+        }
+    }
+);
