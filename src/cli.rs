@@ -107,9 +107,35 @@ pub struct ServeArgs {
     /// Bytes of a response body read and kept as the attempt's excerpt; 0 reads nothing.
     #[arg(long, value_name = "BYTES", default_value = "65536")]
     pub max_response_bytes: u64,
-    /// Largest accepted API request body and Kafka record, in bytes (larger records are skipped).
+    /// Largest accepted API request body, in bytes (413 above).
     #[arg(long, value_name = "BYTES", default_value = "1048576")]
     pub max_request_bytes: u64,
+    /// Largest Kafka record value delivered, in bytes; larger records are logged and skipped.
+    #[arg(long, value_name = "BYTES", default_value = "8388608")]
+    pub max_record_bytes: u64,
+    /// Maximum outbound calls in flight per config per worker process; must be at least 1.
+    #[arg(long, value_name = "COUNT", default_value = "256")]
+    pub endpoint_concurrency: u64,
+    /// Consecutive retryable failures of one config's calls that open its circuit; 0 disables the breaker.
+    #[arg(long, value_name = "COUNT", default_value = "20")]
+    pub circuit_breaker_failures: u64,
+    /// First open period of a circuit (duration); doubles after each failed probe, capped at --max-backoff-delay.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub circuit_breaker_cooldown: GoDuration,
+    /// Deactivate a config whose calls have all failed for this long (duration); 0 never does.
+    #[arg(long, value_name = "DURATION", default_value = "0")]
+    pub auto_disable_after: GoDuration,
+    /// Upper bound of a graceful stop (duration); past it, what was not stored is logged and the process exits 1.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub shutdown_timeout: GoDuration,
+    /// Signature headers a delivery carries: formance, standard (Standard Webhooks webhook-*) or both.
+    #[arg(long, value_name = "SET", default_value = "formance", value_parser = ["formance", "standard", "both"])]
+    pub signature_headers: String,
+    /// `serve`: after a secret change, how long the previous secret keeps signing too (duration); 0 = immediate change.
+    #[arg(long, value_name = "DURATION", default_value = "0")]
+    pub secret_overlap: GoDuration,
+    #[command(flatten)]
+    pub auth: AuthArgs,
     /// Apply pending migrations at start (always on with SQLite).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = bool_value, action = ArgAction::Set)]
     pub auto_migrate: bool,
@@ -188,6 +214,32 @@ pub struct ServeArgs {
     pub log: LogArgs,
 }
 
+/// API authentication (spec §11), reference-compatible flags plus static API keys.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// Require a bearer credential on the API (every route but the operational ones).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = bool_value, action = ArgAction::Set)]
+    pub auth_enabled: bool,
+    /// Trusted OIDC issuer URL (merged with --auth-issuers).
+    #[arg(long, value_name = "URL", default_value = "")]
+    pub auth_issuer: String,
+    /// Trusted OIDC issuer URLs (list).
+    #[arg(long, value_name = "URLS", value_delimiter = ',', action = ArgAction::Append)]
+    pub auth_issuers: Vec<String>,
+    /// Attempts to fetch an issuer's key set before a token is refused.
+    #[arg(long, value_name = "COUNT", default_value = "10")]
+    pub auth_read_key_set_max_retries: u64,
+    /// Require <service>:read / <service>:write scopes.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = bool_value, action = ArgAction::Set)]
+    pub auth_check_scopes: bool,
+    /// Scope prefix.
+    #[arg(long, value_name = "NAME", default_value = "webhooks")]
+    pub auth_service: String,
+    /// Static API keys (list), each sha256:<64 hex> (digest of the key) or the key itself; never logged.
+    #[arg(long, value_name = "KEYS", value_delimiter = ',', action = ArgAction::Append, value_parser = api_key)]
+    pub auth_api_keys: Vec<SecretString>,
+}
+
 /// A duration in Go syntax (`500ms`, `1m30s`, `720h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GoDuration(pub Duration);
@@ -237,6 +289,16 @@ fn resource_attribute(s: &str) -> Result<String, String> {
         Some((k, _)) if !k.trim().is_empty() => Ok(s.to_owned()),
         _ => Err(format!("{s:?} is not key=value")),
     }
+}
+
+/// A `sha256:` key must carry a whole digest; the message never repeats the value (a key).
+fn api_key(s: &str) -> Result<SecretString, String> {
+    if let Some(digest) = s.strip_prefix("sha256:") {
+        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("a sha256: key must have exactly 64 hex digits after the prefix".to_owned());
+        }
+    }
+    Ok(SecretString(s.to_owned()))
 }
 
 fn cidr(s: &str) -> Result<ipnet::IpNet, String> {
@@ -387,6 +449,14 @@ where
     (out, provenance)
 }
 
+/// Flags whose values are credentials: never repeated in a message.
+const SECRET_FLAGS: &[&str] = &[
+    "postgres-uri",
+    "storage-postgres-conn-string",
+    "publisher-kafka-sasl-password",
+    "auth-api-keys",
+];
+
 /// clap renders errors over several lines with usage and tips; the contract wants one line
 /// naming the flag, and the variable when the value came from the environment.
 fn one_line(err: &clap::Error, provenance: &Provenance) -> UsageError {
@@ -404,6 +474,14 @@ fn one_line(err: &clap::Error, provenance: &Provenance) -> UsageError {
             .split([' ', '='])
             .next()
             .unwrap_or_default();
+        // A refused password or key is not echoed back (spec §7.3).
+        if SECRET_FLAGS.contains(&long) {
+            if let Some(ContextValue::String(value)) = err.get(ContextKind::InvalidValue) {
+                if !value.is_empty() {
+                    line = line.replace(value.as_str(), "<redacted>");
+                }
+            }
+        }
         if let Some(var) = provenance.from_env.get(long) {
             line.push_str(&format!(" (from environment variable {var})"));
         }
@@ -559,6 +637,26 @@ mod tests {
         };
         assert!(help.contains("[env: RETRY_PERIOD]"), "{help}");
         assert!(help.contains("[default: 1m]"), "{help}");
+    }
+
+    #[test]
+    fn a_malformed_api_key_digest_is_refused_without_echoing_it() {
+        let bad = "sha256:abc123";
+        let Err(e) = parse_with(&["webhooks", "serve"], &[("AUTH_API_KEYS", bad)]) else {
+            panic!("accepted a short digest");
+        };
+        assert!(
+            e.0.contains("--auth-api-keys") && e.0.contains("AUTH_API_KEYS"),
+            "{e}"
+        );
+        assert!(!e.0.contains("abc123"), "{e}");
+        assert_eq!(e.0.lines().count(), 1, "{e}");
+        let good = format!("sha256:{}", "a".repeat(64));
+        let a = serve_args(
+            &["webhooks", "serve", &format!("--auth-api-keys=plain,{good}")],
+            &[],
+        );
+        assert_eq!(a.auth.auth_api_keys.len(), 2);
     }
 
     #[test]

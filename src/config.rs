@@ -101,6 +101,41 @@ pub struct RetrySettings {
     pub max_attempts: u64,
 }
 
+/// Which signature header set a delivery carries (spec §4.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureHeaders {
+    /// `formance-webhook-*` (the reference's).
+    Formance,
+    /// Standard Webhooks' `webhook-*`.
+    Standard,
+    Both,
+}
+
+/// Endpoint isolation and circuit breaking (spec §10.1, §10.2).
+#[derive(Debug, Clone, Copy)]
+pub struct IsolationSettings {
+    /// Calls in flight per config per process.
+    pub endpoint_concurrency: usize,
+    /// Consecutive retryable failures that open a circuit; 0 = no breaker.
+    pub breaker_failures: u32,
+    /// First open period; doubles per failed probe up to `--max-backoff-delay`.
+    pub breaker_cooldown: Duration,
+    /// Deactivate a config failing for this long; None = never.
+    pub auto_disable_after: Option<Duration>,
+}
+
+/// API authentication (spec §11); the keys never show in `Debug`.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub enabled: bool,
+    /// Trusted OIDC issuers (`--auth-issuer` merged with `--auth-issuers`).
+    pub issuers: Vec<String>,
+    pub read_key_set_max_retries: u64,
+    pub check_scopes: bool,
+    pub service: String,
+    pub api_keys: Vec<crate::cli::SecretString>,
+}
+
 /// Everything `serve` and `worker` need.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -110,7 +145,16 @@ pub struct Settings {
     pub retry: RetrySettings,
     pub http: HttpSettings,
     pub delivery_concurrency: usize,
+    pub isolation: IsolationSettings,
     pub max_request_bytes: usize,
+    /// Largest Kafka record value delivered (spec §4.2).
+    pub max_record_bytes: usize,
+    /// Upper bound of a graceful stop (spec §1.5).
+    pub shutdown_timeout: Duration,
+    pub signature_headers: SignatureHeaders,
+    /// How long a replaced secret keeps signing (spec §2.5); zero = not at all.
+    pub secret_overlap: Duration,
+    pub auth: AuthSettings,
     pub auto_migrate: bool,
     pub publisher_kafka_enabled: bool,
     pub publisher_queue_group: String,
@@ -163,6 +207,35 @@ impl Settings {
         if args.delivery_concurrency == 0 {
             return Err(bad("delivery-concurrency", "must be at least 1"));
         }
+        if args.endpoint_concurrency == 0 {
+            return Err(bad("endpoint-concurrency", "must be at least 1"));
+        }
+        if args.circuit_breaker_cooldown.0.is_zero() {
+            return Err(bad("circuit-breaker-cooldown", "must be greater than 0"));
+        }
+        if args.shutdown_timeout.0.is_zero() {
+            return Err(bad("shutdown-timeout", "must be greater than 0"));
+        }
+        if args.max_record_bytes == 0 {
+            return Err(bad("max-record-bytes", "must be at least 1"));
+        }
+        let issuers: Vec<String> = std::iter::once(&args.auth.auth_issuer)
+            .chain(&args.auth.auth_issuers)
+            .map(|i| i.trim())
+            .filter(|i| !i.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if args.auth.auth_enabled && issuers.is_empty() && args.auth.auth_api_keys.is_empty() {
+            return Err(bad(
+                "auth-enabled",
+                "needs at least one of --auth-issuer, --auth-issuers or --auth-api-keys",
+            ));
+        }
+        let signature_headers = match args.signature_headers.as_str() {
+            "standard" => SignatureHeaders::Standard,
+            "both" => SignatureHeaders::Both,
+            _ => SignatureHeaders::Formance,
+        };
         let kafka_topics: Vec<String> = args
             .kafka_topics
             .iter()
@@ -195,7 +268,25 @@ impl Settings {
                 ),
             },
             delivery_concurrency: to_usize(args.delivery_concurrency),
+            isolation: IsolationSettings {
+                endpoint_concurrency: to_usize(args.endpoint_concurrency),
+                breaker_failures: u32::try_from(args.circuit_breaker_failures).unwrap_or(u32::MAX),
+                breaker_cooldown: args.circuit_breaker_cooldown.0,
+                auto_disable_after: Some(args.auto_disable_after.0).filter(|d| !d.is_zero()),
+            },
             max_request_bytes: to_usize(args.max_request_bytes),
+            max_record_bytes: to_usize(args.max_record_bytes),
+            shutdown_timeout: args.shutdown_timeout.0,
+            signature_headers,
+            secret_overlap: args.secret_overlap.0,
+            auth: AuthSettings {
+                enabled: args.auth.auth_enabled,
+                issuers,
+                read_key_set_max_retries: args.auth.auth_read_key_set_max_retries,
+                check_scopes: args.auth.auth_check_scopes,
+                service: args.auth.auth_service.clone(),
+                api_keys: args.auth.auth_api_keys.clone(),
+            },
             auto_migrate: args.auto_migrate,
             publisher_kafka_enabled: args.publisher_kafka_enabled,
             publisher_queue_group: args.publisher_queue_group.clone(),
