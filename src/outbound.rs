@@ -144,7 +144,10 @@ impl Outbound {
             )
             .header("formance-webhook-test", if req.test { "true" } else { "false" });
         if !req.idempotency_key.is_empty() {
-            builder = builder.header("formance-webhook-idempotency-key", req.idempotency_key);
+            builder = builder.header(
+                "formance-webhook-idempotency-key",
+                header_value(req.idempotency_key),
+            );
         }
         let mut resp = builder
             .body(req.body.to_vec())
@@ -193,6 +196,24 @@ impl Outbound {
     }
 }
 
+/// A header value carrying text from a record: control characters, which a header cannot carry
+/// (a NUL would make the request unsendable, and a retryable failure forever), become U+FFFD,
+/// as they do in storage; other text goes as its UTF-8 bytes.
+fn header_value(text: &str) -> reqwest::header::HeaderValue {
+    let text: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    reqwest::header::HeaderValue::from_bytes(text.as_bytes())
+        .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""))
+}
+
 /// An endpoint we are willing to call: parsable, http or https, with a host.
 fn callable_url(endpoint: &str) -> Option<url::Url> {
     let url = url::Url::parse(endpoint).ok()?;
@@ -231,5 +252,20 @@ impl Resolve for GuardedResolver {
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_text_in_a_header_keeps_its_bytes_but_no_control_character() {
+        assert_eq!(header_value("key-1").as_bytes(), b"key-1");
+        assert_eq!(header_value("cl\u{e9}").as_bytes(), "cl\u{e9}".as_bytes());
+        assert_eq!(
+            header_value("k\0\r\n").as_bytes(),
+            "k\u{FFFD}\u{FFFD}\u{FFFD}".as_bytes()
+        );
     }
 }

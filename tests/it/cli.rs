@@ -59,6 +59,50 @@ pub(crate) struct Served {
     pub child: Child,
     pub addr: String,
     listening: serde_json::Value,
+    /// Its log lines after `listening`, as they come.
+    lines: mpsc::Receiver<String>,
+}
+
+impl Served {
+    /// Waits (bounded) for a log line whose `message` is `message`.
+    pub fn wait_for_log(&self, message: &str, deadline: Duration) -> serde_json::Value {
+        let end = std::time::Instant::now() + deadline;
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                        if v["message"] == message {
+                            return v;
+                        }
+                    }
+                }
+                Err(_) => panic!("no `{message}` log line within {deadline:?}"),
+            }
+        }
+    }
+
+    /// Sends a signal (`TERM`, `INT`, …) to the process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("kill: {e}"));
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits (bounded) for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<i32> {
+        let end = std::time::Instant::now() + deadline;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status.code(),
+                Ok(None) if std::time::Instant::now() < end => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) => panic!("the process did not exit within {deadline:?}"),
+                Err(e) => panic!("wait: {e}"),
+            }
+        }
+    }
 }
 
 impl Drop for Served {
@@ -93,6 +137,7 @@ pub(crate) fn serve(mut cmd: Command) -> Result<Served, String> {
                             child,
                             addr,
                             listening: v,
+                            lines: rx,
                         });
                     }
                 }
