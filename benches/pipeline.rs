@@ -557,6 +557,7 @@ async fn http_ceiling(receiver: &Receiver, requests: usize) -> anyhow::Result<f6
                         .send(SignedRequest {
                             endpoint: &url,
                             secret: SECRET,
+                            previous_secret: None,
                             webhook_id: &id,
                             body: &body,
                             idempotency_key: "",

@@ -264,6 +264,7 @@ pub async fn test(id: web::Path<String>, state: web::Data<AppState>) -> Result<H
         .send(SignedRequest {
             endpoint: &config.endpoint,
             secret: &config.secret,
+            previous_secret: None,
             webhook_id: &webhook_id,
             body: TEST_BODY.as_bytes(),
             idempotency_key: "ik",

@@ -73,6 +73,7 @@ pub async fn make(outbound: &Outbound, policy: &RetryPolicy, call: Call<'_>) -> 
         .send(SignedRequest {
             endpoint: call.endpoint,
             secret: call.secret,
+            previous_secret: None,
             webhook_id: call.delivery_id,
             body: call.body,
             idempotency_key: call.idempotency_key,
