@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use crate::api::auth::Authenticator;
 use crate::api::{self, AppState, Surface};
 use crate::config::Settings;
 use crate::kafka::{KafkaSettings, Publisher};
@@ -80,6 +81,12 @@ pub async fn start(settings: &Settings, role: Role) -> anyhow::Result<Running> {
         worker: worker.as_ref().map(|w| Arc::clone(&w.status)),
         publisher,
         config_list: Arc::default(),
+        // The `--auth-*` and `--secret-overlap` flags concern the API, which `worker` does not serve.
+        auth: match role {
+            Role::Serve => Authenticator::new(&settings.auth).context("cannot build the OIDC client")?,
+            Role::Worker => None,
+        },
+        secret_overlap: settings.secret_overlap,
     };
     let surface = match role {
         Role::Serve => Surface::Api,
@@ -89,6 +96,15 @@ pub async fn start(settings: &Settings, role: Role) -> anyhow::Result<Running> {
     store.follow_config_changes(follow_changes.clone());
     let server = api::start(state, &settings.listen, surface)
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    // Before `listening`, so a reader that saw that line has seen any warning of the start.
+    if role == Role::Serve && !settings.auth.enabled && !server.addr.ip().is_loopback() {
+        tracing::warn!(
+            addr = %server.addr,
+            "the API is open to the network without authentication: anyone who can reach it can \
+             read every endpoint secret, change configs and publish events; set --auth-enabled \
+             or listen on a loopback address"
+        );
+    }
     tracing::info!(
         addr = %server.addr,
         storage = store.kind(),
@@ -125,21 +141,17 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Features of the reference that this service does not carry: say so instead of ignoring them.
+/// A feature of the reference that this service does not carry: say so instead of ignoring it.
 fn warn_unsupported_env() {
-    for (var, feature) in [
-        ("AUTH_ENABLED", "API authentication"),
-        ("PUBLISHER_NATS_ENABLED", "the NATS publisher"),
-    ] {
-        let on = std::env::var(var)
-            .ok()
-            .and_then(|v| crate::domain::boolean::parse_bool(v.trim()).ok())
-            .unwrap_or(false);
-        if on {
-            tracing::warn!(
-                variable = var,
-                "{feature} is not supported by this version and is ignored"
-            );
-        }
+    const VAR: &str = "PUBLISHER_NATS_ENABLED";
+    let on = std::env::var(VAR)
+        .ok()
+        .and_then(|v| crate::domain::boolean::parse_bool(v.trim()).ok())
+        .unwrap_or(false);
+    if on {
+        tracing::warn!(
+            variable = VAR,
+            "the NATS publisher is not supported by this version and is ignored"
+        );
     }
 }

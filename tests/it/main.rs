@@ -3,6 +3,7 @@
 mod harness;
 mod kafka;
 
+mod auth;
 mod cli;
 mod config_api;
 mod crash;
