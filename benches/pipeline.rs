@@ -812,6 +812,7 @@ async fn add_configs(db: &Db, endpoint: &str, n: usize) -> anyhow::Result<Vec<St
             name: None,
             created_at: Timestamp::now(),
             updated_at: Timestamp::now(),
+            previous_secret: None,
         })
         .collect();
     let ids = configs.iter().map(|c| c.id.clone()).collect();

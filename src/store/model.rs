@@ -53,7 +53,7 @@ pub struct FirstAttempt {
     pub attempt: NewAttempt,
 }
 
-/// A `pending` delivery the sweep claimed, with its config's current endpoint and secret.
+/// A `pending` delivery the sweep claimed, with its config's current endpoint and secrets.
 #[derive(Debug, Clone, Queryable)]
 pub struct Claimed {
     pub id: String,
@@ -67,6 +67,9 @@ pub struct Claimed {
     pub config_id: String,
     pub endpoint: String,
     pub secret: String,
+    /// The replaced secret and the end of its overlap (spec §2.5); the caller checks the time.
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DbTime>,
 }
 
 /// The result of a claimed delivery's call (or of a pre-check that made none).

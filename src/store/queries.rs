@@ -9,7 +9,7 @@ use diesel::sqlite::SqliteConnection;
 
 use std::collections::HashSet;
 
-use crate::domain::config::Config;
+use crate::domain::config::{Config, PreviousSecret};
 use crate::domain::time::Timestamp;
 use crate::store::model::{
     AttemptRow, Claimed, Completion, DeliveryRow, FirstAttempt, NewAttempt, NewDelivery,
@@ -96,9 +96,16 @@ pub trait Queries {
     fn delete_config(&mut self, id: &str, now: Timestamp) -> QueryResult<bool>;
     /// Sets `active` unless already so; None when unknown.
     fn set_config_active(&mut self, id: &str, active: bool, now: Timestamp) -> QueryResult<Option<Config>>;
-    /// Sets the secret unless it is already the current one; None when unknown.
-    fn change_config_secret(&mut self, id: &str, secret: &str, now: Timestamp)
-        -> QueryResult<Option<Config>>;
+    /// Sets the secret unless it is already the current one; None when unknown. With
+    /// `keep_previous_until`, the replaced secret keeps signing until then (spec §2.5), replacing
+    /// any secret kept by an earlier change; without, no previous secret is kept.
+    fn change_config_secret(
+        &mut self,
+        id: &str,
+        secret: &str,
+        keep_previous_until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> QueryResult<Option<Config>>;
 
     /// Active, live configs: what the worker matches events against.
     fn active_configs(&mut self) -> QueryResult<Vec<Config>>;
@@ -211,6 +218,8 @@ struct ConfigRow {
     name: Option<String>,
     created_at: DbTime,
     updated_at: DbTime,
+    previous_secret: Option<String>,
+    previous_secret_expires_at: Option<DbTime>,
 }
 
 impl From<ConfigRow> for Config {
@@ -224,6 +233,10 @@ impl From<ConfigRow> for Config {
             name: r.name,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
+            previous_secret: PreviousSecret::from_columns(
+                r.previous_secret,
+                r.previous_secret_expires_at.map(|t| t.0),
+            ),
         }
     }
 }
@@ -515,6 +528,7 @@ macro_rules! backend_queries {
                 &mut self,
                 id: &str,
                 secret: &str,
+                keep_previous_until: Option<Timestamp>,
                 now: Timestamp,
             ) -> QueryResult<Option<Config>> {
                 self.$write_tx(|conn| {
@@ -523,12 +537,32 @@ macro_rules! backend_queries {
                         id,
                         |c| c.secret == secret,
                         |conn| {
-                            diesel::update(configs::table.filter(configs::id.eq(id)))
-                                .set((configs::secret.eq(secret), configs::updated_at.eq(DbTime(now))))
-                                .execute(conn)
+                            let target = diesel::update(configs::table.filter(configs::id.eq(id)));
+                            let changes = (configs::secret.eq(secret), configs::updated_at.eq(DbTime(now)));
+                            match keep_previous_until {
+                                // The right-hand side reads the row as it was: the secret replaced.
+                                Some(until) => target
+                                    .set((
+                                        changes,
+                                        configs::previous_secret.eq(configs::secret.nullable()),
+                                        configs::previous_secret_expires_at.eq(Some(DbTime(until))),
+                                    ))
+                                    .execute(conn),
+                                None => target
+                                    .set((
+                                        changes,
+                                        configs::previous_secret.eq(None::<String>),
+                                        configs::previous_secret_expires_at.eq(None::<DbTime>),
+                                    ))
+                                    .execute(conn),
+                            }
                         },
                         |c| {
-                            c.secret = secret.to_owned();
+                            let replaced = std::mem::replace(&mut c.secret, secret.to_owned());
+                            c.previous_secret = keep_previous_until.map(|expires_at| PreviousSecret {
+                                secret: replaced,
+                                expires_at,
+                            });
                             c.updated_at = now;
                         },
                     )
@@ -653,6 +687,8 @@ macro_rules! backend_queries {
                             deliveries::config_id,
                             configs::endpoint,
                             configs::secret,
+                            configs::previous_secret,
+                            configs::previous_secret_expires_at,
                         ))
                         .load::<Claimed>(conn)
                 })

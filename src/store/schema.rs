@@ -14,6 +14,8 @@ diesel::table! {
         created_at -> Ts,
         updated_at -> Ts,
         deleted_at -> Nullable<Ts>,
+        previous_secret -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<Ts>,
     }
 }
 

@@ -22,6 +22,7 @@ use super::tracker::{OffsetTracker, PartitionKey};
 use super::writer::Job;
 use super::Shared;
 use crate::domain::event::{decode_record, delivery_id, event_id};
+use crate::domain::time::Timestamp;
 use crate::metrics::metrics;
 use crate::store::model::{FirstAttempt, NewDelivery};
 use crate::store::types::DbTime;
@@ -188,6 +189,7 @@ async fn handle(m: &BorrowedMessage<'_>, shared: &Arc<Shared>, tracker: &Mutex<O
                     delivery_id: &id,
                     endpoint: &config.endpoint,
                     secret: &config.secret,
+                    previous_secret: config.previous_secret_at(Timestamp::now()),
                     body: &event.body,
                     idempotency_key: &event.idempotency_key,
                     attempt_number: 1,

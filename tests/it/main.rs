@@ -14,6 +14,7 @@ mod migrations;
 mod openapi;
 mod replay;
 mod retention;
+mod secret_overlap;
 mod signature_headers;
 mod sweep;
 mod test_route;
