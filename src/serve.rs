@@ -63,6 +63,11 @@ pub enum Role {
 /// Opens storage, starts the worker when asked, and serves HTTP on `--listen`.
 pub async fn start(settings: &Settings, role: Role) -> anyhow::Result<Running> {
     warn_unsupported_env();
+    // The `--auth-*` flags concern the API, which `worker` does not serve.
+    let auth = match role {
+        Role::Serve => Authenticator::new(&settings.auth).context("cannot build the OIDC client")?,
+        Role::Worker => None,
+    };
     let store = open_store(settings).await?;
     let outbound = Outbound::new(&settings.http).context("cannot build the HTTP client")?;
     let worker = if role == Role::Worker || settings.worker {
@@ -81,11 +86,7 @@ pub async fn start(settings: &Settings, role: Role) -> anyhow::Result<Running> {
         worker: worker.as_ref().map(|w| Arc::clone(&w.status)),
         publisher,
         config_list: Arc::default(),
-        // The `--auth-*` and `--secret-overlap` flags concern the API, which `worker` does not serve.
-        auth: match role {
-            Role::Serve => Authenticator::new(&settings.auth).context("cannot build the OIDC client")?,
-            Role::Worker => None,
-        },
+        auth,
         secret_overlap: settings.secret_overlap,
     };
     let surface = match role {
