@@ -557,6 +557,7 @@ async fn http_ceiling(receiver: &Receiver, requests: usize) -> anyhow::Result<f6
                         .send(SignedRequest {
                             endpoint: &url,
                             secret: SECRET,
+                            previous_secret: None,
                             webhook_id: &id,
                             body: &body,
                             idempotency_key: "",
@@ -811,6 +812,7 @@ async fn add_configs(db: &Db, endpoint: &str, n: usize) -> anyhow::Result<Vec<St
             name: None,
             created_at: Timestamp::now(),
             updated_at: Timestamp::now(),
+            previous_secret: None,
         })
         .collect();
     let ids = configs.iter().map(|c| c.id.clone()).collect();

@@ -89,6 +89,8 @@ pub struct HttpSettings {
     pub timeout: Duration,
     pub max_response_bytes: usize,
     pub address_policy: AddressPolicy,
+    /// Which signature header set each call carries (spec §4.6).
+    pub signature_headers: SignatureHeaders,
 }
 
 /// Retry schedule (spec §5).
@@ -151,7 +153,6 @@ pub struct Settings {
     pub max_record_bytes: usize,
     /// Upper bound of a graceful stop (spec §1.5).
     pub shutdown_timeout: Duration,
-    pub signature_headers: SignatureHeaders,
     /// How long a replaced secret keeps signing (spec §2.5); zero = not at all.
     pub secret_overlap: Duration,
     pub auth: AuthSettings,
@@ -266,6 +267,7 @@ impl Settings {
                     args.allow_private_endpoints,
                     args.allowed_endpoint_cidrs.clone(),
                 ),
+                signature_headers,
             },
             delivery_concurrency: to_usize(args.delivery_concurrency),
             isolation: IsolationSettings {
@@ -277,7 +279,6 @@ impl Settings {
             max_request_bytes: to_usize(args.max_request_bytes),
             max_record_bytes: to_usize(args.max_record_bytes),
             shutdown_timeout: args.shutdown_timeout.0,
-            signature_headers,
             secret_overlap: args.secret_overlap.0,
             auth: AuthSettings {
                 enabled: args.auth.auth_enabled,

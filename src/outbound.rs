@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::config::HttpSettings;
+use crate::config::{HttpSettings, SignatureHeaders};
 use crate::domain::signature::sign;
 use crate::domain::ssrf::AddressPolicy;
 
@@ -24,6 +24,8 @@ pub const USER_AGENT: &str = "formance-webhooks/v0";
 pub struct SignedRequest<'a> {
     pub endpoint: &'a str,
     pub secret: &'a str,
+    /// The replaced secret while its overlap lasts (spec §2.5): it signs too, after `secret`.
+    pub previous_secret: Option<&'a str>,
     pub webhook_id: &'a str,
     pub body: &'a [u8],
     pub idempotency_key: &'a str,
@@ -81,6 +83,7 @@ pub struct Outbound {
     policy: AddressPolicy,
     max_response_bytes: usize,
     timeout: Duration,
+    signature_headers: SignatureHeaders,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -111,6 +114,7 @@ impl Outbound {
             policy: settings.address_policy.clone(),
             max_response_bytes: settings.max_response_bytes,
             timeout: settings.timeout,
+            signature_headers: settings.signature_headers,
         })
     }
 
@@ -132,22 +136,39 @@ impl Outbound {
             }
         }
         let timestamp = chrono::Utc::now().timestamp();
-        let mut builder = self
-            .client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("formance-webhook-id", req.webhook_id)
-            .header("formance-webhook-timestamp", timestamp.to_string())
-            .header(
-                "formance-webhook-signature",
-                sign(req.secret, req.webhook_id, timestamp, req.body),
-            )
-            .header("formance-webhook-test", if req.test { "true" } else { "false" });
-        if !req.idempotency_key.is_empty() {
-            builder = builder.header(
-                "formance-webhook-idempotency-key",
-                header_value(req.idempotency_key),
-            );
+        let signature = sign(
+            req.secret,
+            req.previous_secret,
+            req.webhook_id,
+            timestamp,
+            req.body,
+        );
+        let timestamp = timestamp.to_string();
+        let mut builder = self.client.post(url).header("content-type", "application/json");
+        // Same id, timestamp and signature bytes in every set (spec §4.6).
+        let (formance, standard) = match self.signature_headers {
+            SignatureHeaders::Formance => (true, false),
+            SignatureHeaders::Standard => (false, true),
+            SignatureHeaders::Both => (true, true),
+        };
+        if formance {
+            builder = builder
+                .header("formance-webhook-id", req.webhook_id)
+                .header("formance-webhook-timestamp", &timestamp)
+                .header("formance-webhook-signature", &signature)
+                .header("formance-webhook-test", if req.test { "true" } else { "false" });
+            if !req.idempotency_key.is_empty() {
+                builder = builder.header(
+                    "formance-webhook-idempotency-key",
+                    header_value(req.idempotency_key),
+                );
+            }
+        }
+        if standard {
+            builder = builder
+                .header("webhook-id", req.webhook_id)
+                .header("webhook-timestamp", &timestamp)
+                .header("webhook-signature", &signature);
         }
         let mut resp = builder
             .body(req.body.to_vec())

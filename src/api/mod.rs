@@ -1,5 +1,6 @@
 //! The HTTP API (spec §2): one route table, one module per resource, JSON everywhere.
 
+pub mod auth;
 mod configs;
 mod deliveries;
 pub mod errors;
@@ -34,6 +35,10 @@ pub struct AppState {
     pub publisher: Option<Arc<Publisher>>,
     /// The unfiltered `GET /configs` answer as last rendered.
     pub config_list: Arc<configs::RenderedList>,
+    /// Set when `--auth-enabled` (spec §11).
+    pub auth: Option<Arc<auth::Authenticator>>,
+    /// How long a replaced secret keeps signing after a secret change (spec §2.5).
+    pub secret_overlap: std::time::Duration,
 }
 
 /// Which routes a process answers: `serve` the whole API, `worker` only the operational ones.
@@ -201,9 +206,15 @@ pub fn start(
     surface: Surface,
     shutdown_timeout: std::time::Duration,
 ) -> std::io::Result<Server> {
+    let authenticate = state.auth.is_some();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
+            // Registered first, so it runs inside the metrics wrapper: refusals are counted too.
+            .wrap(actix_web::middleware::Condition::new(
+                authenticate,
+                actix_web::middleware::from_fn(auth::require),
+            ))
             .wrap_fn(|req, srv| {
                 use actix_web::dev::Service as _;
                 let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());

@@ -18,6 +18,8 @@ pub struct Call<'a> {
     pub delivery_id: &'a str,
     pub endpoint: &'a str,
     pub secret: &'a str,
+    /// The replaced secret while its overlap lasts (spec §2.5), checked by the caller.
+    pub previous_secret: Option<&'a str>,
     pub body: &'a [u8],
     pub idempotency_key: &'a str,
     /// 1-based within the replay generation.
@@ -132,6 +134,7 @@ pub async fn make(outbound: &Outbound, policy: &RetryPolicy, call: Call<'_>) -> 
         .send(SignedRequest {
             endpoint: call.endpoint,
             secret: call.secret,
+            previous_secret: call.previous_secret,
             webhook_id: call.delivery_id,
             body: call.body,
             idempotency_key: call.idempotency_key,
@@ -258,6 +261,7 @@ mod tests {
             delivery_id: "d",
             endpoint: "http://x/h",
             secret: "s",
+            previous_secret: None,
             body: b"{}",
             idempotency_key: "",
             attempt_number: 1,

@@ -355,6 +355,7 @@ async fn handle(
                     delivery_id: &id,
                     endpoint: &config.endpoint,
                     secret: &config.secret,
+                    previous_secret: config.previous_secret_at(Timestamp::now()),
                     body: &event.body,
                     idempotency_key: &event.idempotency_key,
                     attempt_number: 1,

@@ -21,6 +21,7 @@ use super::isolation::Slot;
 use super::writer::Job;
 use super::Shared;
 use crate::domain::backoff;
+use crate::domain::config::signing_previous_secret;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::time::Timestamp;
 use crate::metrics::metrics;
@@ -199,6 +200,11 @@ async fn retry(shared: Arc<Shared>, row: Claimed, permit: OwnedSemaphorePermit, 
                     delivery_id: &row.id,
                     endpoint: &row.endpoint,
                     secret: &row.secret,
+                    previous_secret: signing_previous_secret(
+                        row.previous_secret.as_deref(),
+                        row.previous_secret_expires_at.map(|t| t.0),
+                        Timestamp::now(),
+                    ),
                     body: row.payload.as_bytes(),
                     idempotency_key: &row.idempotency_key,
                     attempt_number: made_so_far + 1,

@@ -270,8 +270,37 @@ fn bad_env_value_is_one_line_naming_flag_and_variable() {
 }
 
 #[test]
+fn auth_enabled_without_issuer_or_key_is_a_usage_error() {
+    let out = run(&mut webhooks(&["serve", "--auth-enabled"]));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--auth-enabled") && !out.stderr.contains("AUTH_ENABLED"),
+        "{}",
+        out.stderr
+    );
+    let out = run(webhooks(&["serve"]).env("AUTH_ENABLED", "true"));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--auth-enabled") && out.stderr.contains("AUTH_ENABLED"),
+        "{}",
+        out.stderr
+    );
+    // A malformed key digest is refused without repeating the value.
+    let out = run(&mut webhooks(&[
+        "serve",
+        "--auth-enabled",
+        "--auth-api-keys=sha256:abc",
+    ]));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(!out.stderr.contains("abc"), "{}", out.stderr);
+}
+
+#[test]
 fn unknown_flags_are_usage_errors() {
-    for flag in ["--no-such-flag", "--publisher-nats-enabled", "--auth-enabled"] {
+    for flag in ["--no-such-flag", "--publisher-nats-enabled", "--audit-enabled"] {
         let out = run(&mut webhooks(&["serve", flag]));
         assert_eq!(out.code, Some(2), "{flag}");
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);

@@ -676,6 +676,7 @@ pub fn config_row() -> webhooks::domain::config::Config {
         name: None,
         created_at: now,
         updated_at: now,
+        previous_secret: None,
     }
 }
 

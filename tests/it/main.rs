@@ -3,6 +3,7 @@
 mod harness;
 mod kafka;
 
+mod auth;
 mod cli;
 mod config_api;
 mod crash;
@@ -14,7 +15,9 @@ mod migrations;
 mod openapi;
 mod replay;
 mod retention;
+mod secret_overlap;
 mod shutdown;
+mod signature_headers;
 mod sweep;
 mod test_route;
 mod writes;
