@@ -555,6 +555,7 @@ async fn http_ceiling(receiver: &Receiver, requests: usize) -> anyhow::Result<f6
                     let id = uuid::Uuid::new_v4().to_string();
                     let result = outbound
                         .send(SignedRequest {
+                            traceparent: None,
                             endpoint: &url,
                             secret: SECRET,
                             previous_secret: None,

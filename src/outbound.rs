@@ -30,6 +30,8 @@ pub struct SignedRequest<'a> {
     pub body: &'a [u8],
     pub idempotency_key: &'a str,
     pub test: bool,
+    /// W3C `traceparent` of the call's span, sent along when tracing is on (spec §8.2).
+    pub traceparent: Option<&'a str>,
 }
 
 /// Why a call got no HTTP response.
@@ -169,6 +171,9 @@ impl Outbound {
                 .header("webhook-id", req.webhook_id)
                 .header("webhook-timestamp", &timestamp)
                 .header("webhook-signature", &signature);
+        }
+        if let Some(traceparent) = req.traceparent {
+            builder = builder.header("traceparent", traceparent);
         }
         let mut resp = builder
             .body(req.body.to_vec())

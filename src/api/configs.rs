@@ -281,6 +281,7 @@ pub async fn test(id: web::Path<String>, state: web::Data<AppState>) -> Result<H
             body: TEST_BODY.as_bytes(),
             idempotency_key: "ik",
             test: true,
+            traceparent: crate::telemetry::traces::traceparent(&tracing::Span::current()).as_deref(),
         })
         .await;
     let status_code = result.status_code();

@@ -114,9 +114,13 @@ impl Drop for Served {
 
 /// Starts `webhooks serve` with JSON logs and waits (bounded) for its `listening` line.
 pub(crate) fn serve(mut cmd: Command) -> Result<Served, String> {
-    cmd.arg("--json-formatting-logger")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.stdout(Stdio::null());
+    serve_keeping_stdout(cmd)
+}
+
+/// As [`serve`], with stdout as the command set it up (e.g. piped, for the stdout exporter).
+pub(crate) fn serve_keeping_stdout(mut cmd: Command) -> Result<Served, String> {
+    cmd.arg("--json-formatting-logger").stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
     let stderr = child.stderr.take().ok_or("no stderr")?;
     let (tx, rx) = mpsc::channel();

@@ -20,4 +20,5 @@ mod shutdown;
 mod signature_headers;
 mod sweep;
 mod test_route;
+mod traces;
 mod writes;
