@@ -245,6 +245,7 @@ async fn run(sizes: Sizes, smoke: bool) -> anyhow::Result<()> {
 
     let mut peak_rss_mb: f64 = 0.0;
     let mut e2e_rates = HashMap::new();
+    let mut preloaded = Vec::new();
     for (broker, bootstrap) in &brokers {
         if !only(broker) {
             continue;
@@ -252,6 +253,7 @@ async fn run(sizes: Sizes, smoke: bool) -> anyhow::Result<()> {
         eprintln!("==> preloading {broker}");
         preload(bootstrap, &events_topic, sizes.events).await?;
         preload(bootstrap, &fanout_topic, sizes.fanout_events).await?;
+        preloaded.push(*broker);
         eprintln!("==> {broker} ceiling");
         let ceiling = broker_ceiling(bootstrap, &events_topic, sizes.events).await?;
         table.add(
@@ -269,7 +271,8 @@ async fn run(sizes: Sizes, smoke: bool) -> anyhow::Result<()> {
                     continue;
                 }
                 eprintln!("==> end to end: {broker}, {storage:?}, {configs} config(s)");
-                let run = end_to_end(&env, &receiver, storage, bootstrap, topic, configs, events).await?;
+                let run =
+                    end_to_end(&env, &receiver, storage, (bootstrap, topic, &[]), configs, events).await?;
                 peak_rss_mb = peak_rss_mb.max(run.peak_rss_mb);
                 let name = format!(
                     "{} config{}, {broker}, {}",
@@ -304,6 +307,43 @@ async fn run(sizes: Sizes, smoke: bool) -> anyhow::Result<()> {
                     e2e_rates.insert(*broker, run.rate);
                 }
             }
+        }
+    }
+
+    if only("traced") {
+        eprintln!(
+            "==> end to end with tracing: OTLP/HTTP, batched, to a local sink (PostgreSQL, embedded broker)"
+        );
+        let (broker, bootstrap) = &brokers[1];
+        if !preloaded.contains(broker) {
+            preload(bootstrap, &events_topic, sizes.events).await?;
+        }
+        let sink = Receiver::start().await?;
+        let extra = [
+            "--otel-traces-exporter=otlp".to_owned(),
+            "--otel-traces-exporter-otlp-mode=http".to_owned(),
+            "--otel-traces-batch".to_owned(),
+            format!("--otel-traces-exporter-otlp-endpoint={}", sink.url()),
+        ];
+        let run = end_to_end(
+            &env,
+            &receiver,
+            Storage::Postgres,
+            (bootstrap, &events_topic, &extra),
+            1,
+            sizes.events,
+        )
+        .await?;
+        peak_rss_mb = peak_rss_mb.max(run.peak_rss_mb);
+        let name = "1 config, embedded, postgres, traced (OTLP/HTTP batched)";
+        table.add(format!("end to end: deliveries/s, {name}"), run.rate, "del/s");
+        table.add(
+            format!("worker CPU seconds per 1,000 deliveries, {name}"),
+            run.cpu_per_1000,
+            "s",
+        );
+        if sink.count() == 0 {
+            bail!("the traced worker exported nothing");
         }
     }
 
@@ -972,8 +1012,7 @@ async fn end_to_end(
     env: &Env,
     receiver: &Receiver,
     storage: Storage,
-    bootstrap: &str,
-    topic: &str,
+    (bootstrap, topic, extra): (&str, &str, &[String]),
     configs: usize,
     events: usize,
 ) -> anyhow::Result<Drained> {
@@ -985,8 +1024,7 @@ async fn end_to_end(
         env,
         receiver,
         &db,
-        bootstrap,
-        topic,
+        (bootstrap, topic, extra),
         expected,
         "worker-e2e.log",
         &scenario,
@@ -1006,14 +1044,15 @@ async fn drain(
     env: &Env,
     receiver: &Receiver,
     db: &Db,
-    bootstrap: &str,
-    topic: &str,
+    (bootstrap, topic, extra): (&str, &str, &[String]),
     expected: u64,
     log: &str,
     scenario: &str,
 ) -> anyhow::Result<Drained> {
     receiver.reset(false);
-    let worker = Process::spawn(env, &worker_args(db, bootstrap, topic), log).await?;
+    let mut args = worker_args(db, bootstrap, topic);
+    args.extend_from_slice(extra);
+    let worker = Process::spawn(env, &args, log).await?;
     let profile = Profiler::attach(env, &worker, scenario)?;
     receiver.wait_for(expected, "every delivery to arrive").await?;
     wait_until("every outcome to be durable", || async {
@@ -1128,8 +1167,7 @@ async fn sweep(
         env,
         receiver,
         &db,
-        bootstrap,
-        topic,
+        (bootstrap, topic, &[]),
         rows as u64,
         "worker-sweep.log",
         "sweep",
