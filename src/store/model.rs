@@ -151,9 +151,14 @@ pub struct AttemptRow {
 }
 
 /// The one sanitising step every text value from outside takes before storage (spec §3): each
-/// row kind lists all its text fields, so a new field cannot be forgotten.
+/// row kind names all its fields, so a new text field cannot be forgotten. In place: no copy
+/// when there is no NUL, which is always on the hot path.
+fn clean(text: &mut String) {
+    *text = storable(std::mem::take(text));
+}
+
 impl NewDelivery {
-    pub fn storable(self) -> Self {
+    pub fn make_storable(&mut self) {
         let NewDelivery {
             id,
             event_id,
@@ -161,87 +166,81 @@ impl NewDelivery {
             config_id,
             event_type,
             payload,
-            status,
-            attempt_count,
-            first_attempt_at,
-            next_attempt_at,
-            claimed_at,
-            last_attempt_at,
-            last_status_code,
+            status: _,
+            attempt_count: _,
+            first_attempt_at: _,
+            next_attempt_at: _,
+            claimed_at: _,
+            last_attempt_at: _,
+            last_status_code: _,
             last_error,
-            replay_generation,
-            created_at,
-            updated_at,
+            replay_generation: _,
+            created_at: _,
+            updated_at: _,
         } = self;
-        NewDelivery {
-            id: storable(id),
-            event_id: storable(event_id),
-            idempotency_key: storable(idempotency_key),
-            config_id: storable(config_id),
-            event_type: storable(event_type),
-            payload: storable(payload),
-            status,
-            attempt_count,
-            first_attempt_at,
-            next_attempt_at,
-            claimed_at,
-            last_attempt_at,
-            last_status_code,
-            last_error: storable(last_error),
-            replay_generation,
-            created_at,
-            updated_at,
+        for text in [
+            id,
+            event_id,
+            idempotency_key,
+            config_id,
+            event_type,
+            payload,
+            last_error,
+        ] {
+            clean(text);
         }
     }
 }
 
 impl NewAttempt {
-    pub fn storable(self) -> Self {
+    pub fn make_storable(&mut self) {
         let NewAttempt {
             id,
             delivery_id,
-            attempt_number,
-            replay_generation,
+            attempt_number: _,
+            replay_generation: _,
             endpoint,
-            outcome,
-            status_code,
+            outcome: _,
+            status_code: _,
             error,
-            duration_ms,
+            duration_ms: _,
             response_excerpt,
-            created_at,
+            created_at: _,
         } = self;
-        NewAttempt {
-            id: storable(id),
-            delivery_id: storable(delivery_id),
-            attempt_number,
-            replay_generation,
-            endpoint: storable(endpoint),
-            outcome,
-            status_code,
-            error: storable(error),
-            duration_ms,
-            response_excerpt: storable(response_excerpt),
-            created_at,
+        for text in [id, delivery_id, endpoint, error, response_excerpt] {
+            clean(text);
         }
     }
 }
 
 impl FirstAttempt {
-    pub fn storable(self) -> Self {
-        FirstAttempt {
-            delivery: self.delivery.storable(),
-            attempt: self.attempt.map(NewAttempt::storable),
+    pub fn make_storable(&mut self) {
+        self.delivery.make_storable();
+        if let Some(a) = &mut self.attempt {
+            a.make_storable();
         }
     }
 }
 
 impl Completion {
-    pub fn storable(self) -> Self {
-        Completion {
-            delivery_id: storable(self.delivery_id),
-            last_error: storable(self.last_error),
-            attempt: self.attempt.map(NewAttempt::storable),
-            ..self
+    pub fn make_storable(&mut self) {
+        let Completion {
+            delivery_id,
+            config_id,
+            claimed_at: _,
+            status: _,
+            attempt_count: _,
+            next_attempt_at: _,
+            last_attempt_at: _,
+            last_status_code: _,
+            last_error,
+            attempt,
+        } = self;
+        for text in [delivery_id, config_id, last_error] {
+            clean(text);
+        }
+        if let Some(a) = attempt {
+            a.make_storable();
         }
     }
 }

@@ -75,13 +75,10 @@ impl Job {
         }
     }
 
-    fn storable(self) -> Job {
+    fn make_storable(&mut self) {
         match self {
-            Job::First { row, ack } => Job::First {
-                row: Box::new(row.storable()),
-                ack,
-            },
-            Job::Complete(c) => Job::Complete(Box::new(c.storable())),
+            Job::First { row, .. } => row.make_storable(),
+            Job::Complete(c) => c.make_storable(),
         }
     }
 }
@@ -122,8 +119,8 @@ impl Writer {
         while in_flight.join_next().await.is_some() {}
     }
 
-    async fn write(&self, jobs: Vec<Job>) {
-        let jobs: Vec<Job> = jobs.into_iter().map(Job::storable).collect();
+    async fn write(&self, mut jobs: Vec<Job>) {
+        jobs.iter_mut().for_each(Job::make_storable);
         let health = health_of(&jobs);
         let jobs = Arc::new(jobs);
         let mut delay = Duration::from_millis(100);
