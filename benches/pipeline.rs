@@ -402,12 +402,19 @@ async fn run(sizes: Sizes, smoke: bool) -> anyhow::Result<()> {
 
     if only("api") {
         eprintln!("==> GET /configs");
-        let api = api_rate(&env, sizes.api_seconds).await?;
+        let api = api_rate(&env, sizes.api_seconds, None).await?;
         table.at_least(
             "API: GET /configs requests/s, 100 configs (PostgreSQL)",
             api,
             "req/s",
             20_000.0,
+        );
+        eprintln!("==> GET /configs with authentication (an API key)");
+        let with_key = api_rate(&env, sizes.api_seconds, Some("bench-api-key-0123456789")).await?;
+        table.add(
+            "API: GET /configs requests/s, 100 configs, auth on (API key)",
+            with_key,
+            "req/s",
         );
     }
 
@@ -1215,12 +1222,23 @@ fn pending_row(config_id: &str, i: usize, now: Timestamp, due: Timestamp) -> Fir
 }
 
 /// `GET /configs` requests/s against `webhooks serve` on PostgreSQL with 100 configs.
-async fn api_rate(env: &Env, seconds: u64) -> anyhow::Result<f64> {
+/// With `api_key`, `serve` runs with authentication on and every request carries the key.
+async fn api_rate(env: &Env, seconds: u64, api_key: Option<&str>) -> anyhow::Result<f64> {
     let db = new_db(env, Storage::Postgres)?;
     add_configs(&db, "http://127.0.0.1:9/hook", 100).await?;
-    let serve = Process::spawn(env, &["serve".to_owned(), db.flag.clone()], "serve-api.log").await?;
+    let mut args = vec!["serve".to_owned(), db.flag.clone()];
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = api_key {
+        args.extend(["--auth-enabled".to_owned(), format!("--auth-api-keys={key}")]);
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))?,
+        );
+    }
+    let serve = Process::spawn(env, &args, "serve-api.log").await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(API_CONNECTIONS)
+        .default_headers(headers)
         .build()?;
     let url = format!("{}/configs", serve.base);
     let first = client.get(&url).send().await?.text().await?;
