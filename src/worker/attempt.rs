@@ -206,6 +206,29 @@ pub async fn make(
     record
 }
 
+/// A delivery of `event` for a config, as consumed: its identity and body, nothing called yet.
+fn new_delivery(event: &Event, event_id: &str, config_id: &str, id: String, at: Timestamp) -> NewDelivery {
+    NewDelivery {
+        id,
+        event_id: event_id.to_owned(),
+        idempotency_key: event.idempotency_key.clone(),
+        config_id: config_id.to_owned(),
+        event_type: event.event_type.clone(),
+        payload: String::from_utf8_lossy(&event.body).into_owned(),
+        status: DeliveryStatus::Pending,
+        attempt_count: 0,
+        first_attempt_at: None,
+        next_attempt_at: None,
+        claimed_at: None,
+        last_attempt_at: None,
+        last_status_code: None,
+        last_error: String::new(),
+        replay_generation: 0,
+        created_at: DbTime(at),
+        updated_at: DbTime(at),
+    }
+}
+
 /// A delivery written with its first call's result.
 pub fn first_attempt(
     event: &Event,
@@ -214,26 +237,16 @@ pub fn first_attempt(
     id: String,
     made: CallRecord,
 ) -> FirstAttempt {
-    let created = DbTime(made.first_attempt_at);
     FirstAttempt {
         delivery: NewDelivery {
-            id,
-            event_id: event_id.to_owned(),
-            idempotency_key: event.idempotency_key.clone(),
-            config_id: config_id.to_owned(),
-            event_type: event.event_type.clone(),
-            payload: String::from_utf8_lossy(&event.body).into_owned(),
             status: made.status,
             attempt_count: 1,
-            first_attempt_at: Some(created),
+            first_attempt_at: Some(DbTime(made.first_attempt_at)),
             next_attempt_at: made.next_attempt_at.map(DbTime),
-            claimed_at: None,
             last_attempt_at: Some(DbTime(made.last_attempt_at)),
             last_status_code: made.last_status_code,
             last_error: made.last_error,
-            replay_generation: 0,
-            created_at: created,
-            updated_at: created,
+            ..new_delivery(event, event_id, config_id, id, made.first_attempt_at)
         },
         attempt: Some(made.attempt),
     }
@@ -242,26 +255,10 @@ pub fn first_attempt(
 /// A delivery written `pending` without a call (spec §10.1, §10.2): due at `due`, no attempt,
 /// its retry window not started (the sweep's first call starts it).
 pub fn deferred(event: &Event, event_id: &str, config_id: &str, id: String, due: Timestamp) -> FirstAttempt {
-    let now = DbTime(Timestamp::now());
     FirstAttempt {
         delivery: NewDelivery {
-            id,
-            event_id: event_id.to_owned(),
-            idempotency_key: event.idempotency_key.clone(),
-            config_id: config_id.to_owned(),
-            event_type: event.event_type.clone(),
-            payload: String::from_utf8_lossy(&event.body).into_owned(),
-            status: DeliveryStatus::Pending,
-            attempt_count: 0,
-            first_attempt_at: None,
             next_attempt_at: Some(DbTime(due)),
-            claimed_at: None,
-            last_attempt_at: None,
-            last_status_code: None,
-            last_error: String::new(),
-            replay_generation: 0,
-            created_at: now,
-            updated_at: now,
+            ..new_delivery(event, event_id, config_id, id, Timestamp::now())
         },
         attempt: None,
     }

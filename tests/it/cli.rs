@@ -20,6 +20,24 @@ pub(crate) fn webhooks(args: &[&str]) -> Command {
     cmd
 }
 
+/// `webhooks serve --worker` on the test broker: `db`, `topic`, consumer group `group`, every
+/// endpoint allowed; more flags may follow.
+pub(crate) fn worker_command(db: &TestDb, topic: &str, group: &str) -> Command {
+    let mut cmd = webhooks(&[
+        "serve",
+        "--worker",
+        "--listen=127.0.0.1:0",
+        "--auto-migrate",
+        "--allow-private-endpoints",
+        "--publisher-kafka-enabled",
+    ]);
+    cmd.arg(db.flag())
+        .arg(format!("--publisher-kafka-broker={}", crate::kafka::bootstrap()))
+        .arg(format!("--kafka-topics={topic}"))
+        .arg(format!("--publisher-queue-group={group}"));
+    cmd
+}
+
 struct Output {
     code: Option<i32>,
     stdout: String,
@@ -80,6 +98,34 @@ impl Served {
                 Err(_) => panic!("no `{message}` log line within {deadline:?}"),
             }
         }
+    }
+
+    /// Creates a config for `event_types` on `endpoint` through the process's API (with extra
+    /// request headers); the created config.
+    pub async fn create_config(
+        &self,
+        endpoint: &str,
+        event_types: &[&str],
+        headers: &[(&str, &str)],
+    ) -> serde_json::Value {
+        let body = serde_json::json!({ "endpoint": endpoint, "eventTypes": event_types }).to_string();
+        let mut req = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .post(format!("http://{}/configs", self.addr))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("POST /configs: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status, 200, "{text}");
+        let created: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        created["data"].clone()
     }
 
     /// Sends a signal (`TERM`, `INT`, …) to the process.

@@ -7,26 +7,14 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
-use crate::cli::{serve, webhooks};
+use crate::cli::{serve, worker_command};
 use crate::harness::{eventually, Backend, Receiver, TestDb};
 use crate::kafka;
 
 const EVENTS: usize = 5000;
 
 fn start(db: &TestDb, topic: &str, group: &str) -> crate::cli::Served {
-    let mut cmd = webhooks(&[
-        "serve",
-        "--worker",
-        "--listen=127.0.0.1:0",
-        "--auto-migrate",
-        "--allow-private-endpoints",
-        "--publisher-kafka-enabled",
-    ]);
-    cmd.arg(db.flag())
-        .arg(format!("--publisher-kafka-broker={}", kafka::bootstrap()))
-        .arg(format!("--kafka-topics={topic}"))
-        .arg(format!("--publisher-queue-group={group}"));
-    serve(cmd).unwrap_or_else(|e| panic!("{e}"))
+    serve(worker_command(db, topic, group)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,18 +26,7 @@ async fn kill_9_loses_nothing() {
     let receiver = Receiver::start(200).await;
 
     let mut first = start(&db, &topic, &group);
-    let body = serde_json::json!({ "endpoint": receiver.url("/h"), "eventTypes": ["t"] }).to_string();
-    let created = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .post(format!("http://{}/configs", first.addr))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(created.status().as_u16(), 200);
+    first.create_config(&receiver.url("/h"), &["t"], &[]).await;
 
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", kafka::bootstrap())

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::cli::{serve, webhooks, Served};
+use crate::cli::{serve, worker_command, Served};
 use crate::harness::{eventually, postgres_behind_proxy, Backend, Mode, Receiver, TestDb};
 use crate::kafka::{self, Producer};
 use crate::liveness::new_topic;
@@ -14,38 +14,11 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// `webhooks serve --worker` on the test broker with a config for type `t` on `receiver`.
 async fn started(db: &TestDb, topic: &str, receiver: &Receiver, extra: &[&str]) -> (Served, String) {
-    let mut cmd = webhooks(&[
-        "serve",
-        "--worker",
-        "--listen=127.0.0.1:0",
-        "--auto-migrate",
-        "--allow-private-endpoints",
-        "--publisher-kafka-enabled",
-    ]);
-    cmd.arg(db.flag())
-        .arg(format!("--publisher-kafka-broker={}", kafka::bootstrap()))
-        .arg(format!("--kafka-topics={topic}"))
-        .arg(format!("--publisher-queue-group={}", kafka::unique("group")))
-        .args(extra);
+    let mut cmd = worker_command(db, topic, &kafka::unique("group"));
+    cmd.args(extra);
     let served = serve(cmd).unwrap_or_else(|e| panic!("{e}"));
-    let body = serde_json::json!({ "endpoint": receiver.url("/h"), "eventTypes": ["t"] }).to_string();
-    let created = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .post(format!("http://{}/configs", served.addr))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let created: serde_json::Value =
-        serde_json::from_str(&created).unwrap_or_else(|e| panic!("{created}: {e}"));
-    let id = created["data"]["id"].as_str().unwrap_or_default().to_owned();
-    assert!(!id.is_empty(), "{created}");
+    let created = served.create_config(&receiver.url("/h"), &["t"], &[]).await;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
     (served, id)
 }
 

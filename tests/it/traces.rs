@@ -26,7 +26,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::net::TcpListener;
 
-use crate::cli::{serve, serve_keeping_stdout, webhooks, Served};
+use crate::cli::{serve, serve_keeping_stdout, worker_command, Served};
 use crate::harness::{eventually, Backend, Receiver, TestDb};
 use crate::kafka;
 use crate::liveness::new_topic;
@@ -169,20 +169,8 @@ async fn http_collector() -> (String, Spans) {
 
 /// `serve --worker` on the test broker with the given trace flags.
 fn started(db: &TestDb, topic: &str, trace_flags: &[&str], stdout: bool) -> Served {
-    let mut cmd = webhooks(&[
-        "serve",
-        "--worker",
-        "--listen=127.0.0.1:0",
-        "--auto-migrate",
-        "--allow-private-endpoints",
-        "--publisher-kafka-enabled",
-        "--min-backoff-delay=100ms",
-        "--retry-period=100ms",
-    ]);
-    cmd.arg(db.flag())
-        .arg(format!("--publisher-kafka-broker={}", kafka::bootstrap()))
-        .arg(format!("--kafka-topics={topic}"))
-        .arg(format!("--publisher-queue-group={}", kafka::unique("group")))
+    let mut cmd = worker_command(db, topic, &kafka::unique("group"));
+    cmd.args(["--min-backoff-delay=100ms", "--retry-period=100ms"])
         .args(trace_flags);
     if stdout {
         cmd.stdout(Stdio::piped());
@@ -192,26 +180,17 @@ fn started(db: &TestDb, topic: &str, trace_flags: &[&str], stdout: bool) -> Serv
     }
 }
 
-/// Creates a config for `t` and returns (id, secret).
+/// Creates a config for `t` (with a `traceparent` on the request) and returns (id, secret).
 async fn config(served: &Served, receiver: &Receiver) -> (String, String) {
-    let body =
-        serde_json::json!({ "endpoint": receiver.url("/h?token=q-secret"), "eventTypes": ["t"] }).to_string();
-    let text = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .post(format!("http://{}/configs", served.addr))
-        .header("content-type", "application/json")
-        .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
-        .body(body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
-    let field = |k: &str| v["data"][k].as_str().unwrap_or_default().to_owned();
+    let traceparent = format!("00-{TRACE_ID}-{PARENT_ID}-01");
+    let created = served
+        .create_config(
+            &receiver.url("/h?token=q-secret"),
+            &["t"],
+            &[("traceparent", &traceparent)],
+        )
+        .await;
+    let field = |k: &str| created[k].as_str().unwrap_or_default().to_owned();
     (field("id"), field("secret"))
 }
 
@@ -303,16 +282,48 @@ fn check(spans: &[Span], receiver: &Receiver, config_id: &str, secret: &str) {
     }
 }
 
-/// Runs the traced scenario against one exporter; `spans` reads what it exported.
-async fn scenario<F, Fut>(flags: &[&str], stdout: bool, spans: F)
-where
-    F: Fn(&Served) -> Fut,
-    Fut: std::future::Future<Output = Vec<Span>>,
-{
+/// A span line of the `stdout` exporter.
+fn parse_line(line: &str) -> Span {
+    let v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("not one JSON span: {line}: {e}"));
+    assert_eq!(v["resource"]["deployment.environment"], "test", "{line}");
+    assert_eq!(v["resource"]["service.name"], "webhooks", "{line}");
+    let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    Span {
+        name: text("name"),
+        trace_id: text("traceId"),
+        span_id: text("spanId"),
+        parent: text("parentSpanId"),
+        attributes: v["attributes"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Runs the traced scenario against one exporter: `spans` fills with what the collector
+/// received, or (`stdout`) with the span lines the process prints.
+async fn scenario(flags: &[&str], stdout: bool, spans: Spans) {
     let db = TestDb::new(Backend::Sqlite);
     let topic = new_topic(1).await;
     let receiver = Receiver::start(500).await;
-    let served = started(&db, &topic, flags, stdout);
+    let mut served = started(&db, &topic, flags, stdout);
+    if stdout {
+        let out = served.child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let sink = Arc::clone(&spans);
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let span = parse_line(&line);
+                if let Ok(mut all) = sink.lock() {
+                    all.push(span);
+                }
+            }
+        });
+    }
     let (config_id, secret) = config(&served, &receiver).await;
     traced_record(&topic).await;
     eventually(WAIT, "the first call", || async {
@@ -325,7 +336,7 @@ where
     })
     .await;
     let exported = eventually(WAIT, "the spans to be exported", || async {
-        let all = spans(&served).await;
+        let all = spans.lock().map(|s| s.clone()).unwrap_or_default();
         let done = all.iter().filter(|s| s.name == "webhooks.attempt").count() >= 2
             && all.iter().any(|s| s.name == "webhooks.sweep");
         done.then_some(all)
@@ -341,11 +352,7 @@ async fn otlp_over_grpc_exports_the_spans() {
         "--otel-traces-exporter=otlp",
         &format!("--otel-traces-exporter-otlp-endpoint={endpoint}"),
     ];
-    scenario(&flags, false, |_| {
-        let spans = Arc::clone(&spans);
-        async move { spans.lock().map(|s| s.clone()).unwrap_or_default() }
-    })
-    .await;
+    scenario(&flags, false, spans).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,84 +365,16 @@ async fn otlp_over_http_exports_the_spans_in_batches() {
         "--otel-service-name=hooks-under-test",
         &format!("--otel-traces-exporter-otlp-endpoint={endpoint}"),
     ];
-    scenario(&flags, false, |_| {
-        let spans = Arc::clone(&spans);
-        async move { spans.lock().map(|s| s.clone()).unwrap_or_default() }
-    })
-    .await;
+    scenario(&flags, false, spans).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdout_prints_one_json_span_per_line() {
-    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-    let db = TestDb::new(Backend::Sqlite);
-    let topic = new_topic(1).await;
-    let receiver = Receiver::start(500).await;
-    let mut served = started(
-        &db,
-        &topic,
-        &[
-            "--otel-traces",
-            "--otel-resource-attributes=deployment.environment=test",
-        ],
-        true,
-    );
-    let stdout = served.child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let sink = Arc::clone(&lines);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(mut all) = sink.lock() {
-                all.push(line);
-            }
-        }
-    });
-    let (config_id, secret) = config(&served, &receiver).await;
-    traced_record(&topic).await;
-    eventually(WAIT, "the first call", || async {
-        (receiver.count() == 1).then_some(())
-    })
-    .await;
-    receiver.set_status(200);
-    eventually(WAIT, "the retry", || async {
-        (receiver.count() == 2).then_some(())
-    })
-    .await;
-    let parse = || {
-        let all = lines.lock().map(|l| l.clone()).unwrap_or_default();
-        all.iter()
-            .map(|l| {
-                let v: serde_json::Value =
-                    serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON span: {l}: {e}"));
-                assert_eq!(v["resource"]["deployment.environment"], "test", "{l}");
-                assert_eq!(v["resource"]["service.name"], "webhooks", "{l}");
-                let attributes = v["attributes"]
-                    .as_object()
-                    .map(|o| {
-                        o.iter()
-                            .map(|(k, v)| {
-                                (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                Span {
-                    name: v["name"].as_str().unwrap_or_default().to_owned(),
-                    trace_id: v["traceId"].as_str().unwrap_or_default().to_owned(),
-                    span_id: v["spanId"].as_str().unwrap_or_default().to_owned(),
-                    parent: v["parentSpanId"].as_str().unwrap_or_default().to_owned(),
-                    attributes,
-                }
-            })
-            .collect::<Vec<Span>>()
-    };
-    let spans = eventually(WAIT, "the spans on stdout", || async {
-        let all = parse();
-        let done = all.iter().filter(|s| s.name == "webhooks.attempt").count() >= 2
-            && all.iter().any(|s| s.name == "webhooks.sweep");
-        done.then_some(all)
-    })
-    .await;
-    check(&spans, &receiver, &config_id, &secret);
+    let flags = [
+        "--otel-traces",
+        "--otel-resource-attributes=deployment.environment=test",
+    ];
+    scenario(&flags, true, Spans::default()).await;
 }
 
 /// A collector that cannot be reached slows nothing: every delivery goes, spans are dropped,

@@ -203,11 +203,7 @@ macro_rules! claim_queries {
                                 ),
                             ),
                     )
-                    .set((
-                        deliveries::status.eq(DeliveryStatus::Cancelled.as_str()),
-                        deliveries::next_attempt_at.eq(None::<DbTime>),
-                        deliveries::updated_at.eq(DbTime(now)),
-                    ))
+                    .set(cancelled(now))
                     .execute(conn)?;
                     Ok((recovered, cancelled))
                 })

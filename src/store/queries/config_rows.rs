@@ -232,11 +232,7 @@ macro_rules! config_queries {
                             .filter(deliveries::config_id.eq(id))
                             .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str())),
                     )
-                    .set((
-                        deliveries::status.eq(DeliveryStatus::Cancelled.as_str()),
-                        deliveries::next_attempt_at.eq(None::<DbTime>),
-                        deliveries::updated_at.eq(DbTime(now)),
-                    ))
+                    .set(cancelled(now))
                     .execute(conn)?;
                     configs_changed(conn)?;
                     Ok(Some(cancelled))

@@ -45,6 +45,22 @@ pub trait Queries: ConfigQueries + Writes + Claims + History + Replay + Retentio
 
 impl<T: ConfigQueries + Writes + Claims + History + Replay + Retention> Queries for T {}
 
+/// What cancelling a delivery writes (spec §5.5): final, nothing scheduled.
+#[allow(clippy::type_complexity)]
+fn cancelled(
+    now: Timestamp,
+) -> (
+    diesel::dsl::Eq<deliveries::status, &'static str>,
+    diesel::dsl::Eq<deliveries::next_attempt_at, Option<DbTime>>,
+    diesel::dsl::Eq<deliveries::updated_at, DbTime>,
+) {
+    (
+        deliveries::status.eq(DeliveryStatus::Cancelled.as_str()),
+        deliveries::next_attempt_at.eq(None::<DbTime>),
+        deliveries::updated_at.eq(DbTime(now)),
+    )
+}
+
 /// A lookup key no stored row can match (see the module comment).
 fn unmatchable(key: &str) -> bool {
     key.contains('\0')

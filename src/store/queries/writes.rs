@@ -88,11 +88,7 @@ macro_rules! write_queries {
                         ),
                     ),
             )
-            .set((
-                deliveries::status.eq(DeliveryStatus::Cancelled.as_str()),
-                deliveries::next_attempt_at.eq(None::<DbTime>),
-                deliveries::updated_at.eq(DbTime(now)),
-            ))
+            .set(cancelled(now))
             .returning(deliveries::id)
             .get_results(conn)?;
             Ok(cancelled.into_iter().collect())
