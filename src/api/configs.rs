@@ -228,6 +228,8 @@ pub async fn change_secret(
         .run(move |q| Ok(q.change_config_secret(&id, &secret, Timestamp::now())?))
         .await?
         .ok_or_else(ApiError::config_not_found)?;
+    // The list served from memory and the worker's cache must see the new secret at once.
+    state.store.notify_config_change();
     Ok(data(&config))
 }
 
