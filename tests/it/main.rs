@@ -5,6 +5,7 @@ mod kafka;
 
 mod cli;
 mod config_api;
+mod console;
 mod crash;
 mod deliveries_api;
 mod delivery;

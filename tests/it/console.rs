@@ -1,0 +1,788 @@
+//! The operator console (`GET /console`, issue 14) in a real browser: Debian's Chromium driven
+//! over WebDriver (chromedriver) against `serve --worker` and a receiver on 127.0.0.1. The
+//! browser reaches the server through a recording proxy, so the test sees every request the page
+//! made and checks each one against openapi.yaml: the console calls nothing undocumented.
+//! Screenshots of each page are written to `target/console-screenshots/` for reviewers.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt as _;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::harness::{eventually, Backend, Receiver, TestApp, TestDb};
+use crate::openapi::documented;
+
+const WAIT: Duration = Duration::from_secs(60);
+const INSTALL: &str = "install Chromium and its WebDriver with `apt-get install chromium chromium-driver` \
+                       (./scripts/test.sh does when they are missing)";
+
+// ---- chromedriver and the browser -----------------------------------------------------------
+
+/// chromedriver on the port it picked itself; killed when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+    profile: tempfile::TempDir,
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        tokio::task::spawn_blocking(Driver::start_blocking)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn start_blocking() -> Driver {
+        let mut child = Command::new("chromedriver")
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run chromedriver ({e}): {INSTALL}"));
+        let stdout = child
+            .stdout
+            .take()
+            .unwrap_or_else(|| panic!("chromedriver: no stdout"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads the port, then drains the rest so chromedriver never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                    let _ = tx.send(rest.trim_end_matches('.').parse::<u16>().ok());
+                }
+            }
+        });
+        let port = rx.recv_timeout(Duration::from_secs(30)).ok().flatten();
+        let Some(port) = port else {
+            let _ = child.kill();
+            panic!("chromedriver did not report its port within 30 s");
+        };
+        let profile = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        Driver { child, port, profile }
+    }
+
+    /// A headless Chromium session with a fresh profile. The flags keep it off the network
+    /// (this machine reaches package registries only) and working as root.
+    async fn browser(&self) -> Client {
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or_else(|| panic!("no Chromium binary: {INSTALL}"));
+        let caps = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    "--window-size=1280,1000",
+                    format!("--user-data-dir={}", self.profile.path().display()),
+                ],
+            },
+        });
+        let serde_json::Value::Object(caps) = caps else {
+            panic!("capabilities are an object")
+        };
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .unwrap_or_else(|e| panic!("cannot start a Chromium session: {e}"))
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `scenario` with a browser, then always ends the session (which quits Chromium) and
+/// chromedriver, and only then reports a failure (with a screenshot of where it stopped).
+async fn with_browser<F, Fut>(name: &str, scenario: F)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let failure = format!("failure-{name}");
+    let _ = std::fs::remove_file(screenshot_dir().join(format!("{failure}.png")));
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    let outcome = AssertUnwindSafe(scenario(browser.clone())).catch_unwind().await;
+    if outcome.is_err() {
+        shot(&browser, &failure).await;
+    }
+    let _ = browser.close().await;
+    drop(driver);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn screenshot_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots")
+}
+
+async fn shot(b: &Client, name: &str) {
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    if let Ok(png) = b.screenshot().await {
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// Chrome's DevTools command through chromedriver: here, to render in dark mode.
+#[derive(Debug)]
+struct Cdp(&'static str, serde_json::Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (hyper::Method, Option<String>) {
+        let body = serde_json::json!({ "cmd": self.0, "params": self.1 });
+        (hyper::Method::POST, Some(body.to_string()))
+    }
+}
+
+async fn color_scheme(b: &Client, scheme: &str) {
+    let features = serde_json::json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] });
+    b.issue_cmd(Cdp("Emulation.setEmulatedMedia", features))
+        .await
+        .unwrap_or_else(|e| panic!("emulate {scheme}: {e}"));
+}
+
+// ---- waiting on the page ----------------------------------------------------------------------
+
+/// The element, once it exists.
+async fn find(b: &Client, css: &str) -> Element {
+    let b = b.clone();
+    eventually(WAIT, &format!("an element {css}"), move || {
+        let b = b.clone();
+        async move { b.find(Locator::Css(css)).await.ok() }
+    })
+    .await
+}
+
+/// Clicks it once it exists and is enabled (again if the page re-rendered it meanwhile).
+async fn click(b: &Client, css: &str) {
+    let b = b.clone();
+    eventually(WAIT, &format!("{css} to be clicked"), move || {
+        let b = b.clone();
+        async move {
+            let el = b.find(Locator::Css(css)).await.ok()?;
+            if !el.is_enabled().await.ok()? {
+                return None;
+            }
+            el.click().await.ok()
+        }
+    })
+    .await;
+}
+
+async fn type_into(b: &Client, css: &str, text: &str) {
+    let el = find(b, css).await;
+    el.clear().await.unwrap_or_else(|e| panic!("clear {css}: {e}"));
+    el.send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+}
+
+/// The element's text once `ok` accepts it.
+async fn text_when(b: &Client, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let b = b.clone();
+    let ok = &ok;
+    eventually(WAIT, what, move || {
+        let b = b.clone();
+        async move {
+            let text = b.find(Locator::Css(css)).await.ok()?.text().await.ok()?;
+            ok(&text).then_some(text)
+        }
+    })
+    .await
+}
+
+/// Waits until exactly `n` elements match.
+async fn count_is(b: &Client, css: &str, n: usize) {
+    let b = b.clone();
+    eventually(WAIT, &format!("{n} × {css}"), move || {
+        let b = b.clone();
+        async move { (b.find_all(Locator::Css(css)).await.ok()?.len() == n).then_some(()) }
+    })
+    .await;
+}
+
+async fn attr(el: &Element, name: &str) -> String {
+    el.attr(name)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .unwrap_or_default()
+}
+
+// ---- the recording proxy --------------------------------------------------------------------
+
+/// One request the browser made.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    status: u16,
+    authorization: Option<String>,
+}
+
+/// A reverse proxy in front of the app that records every request passing through.
+struct Recorder {
+    base: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: JoinHandle<()>,
+}
+
+impl Recorder {
+    async fn start(target: &str) -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let shared = (client, Arc::clone(&seen), target.to_owned());
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<Incoming>| {
+                        let (client, seen, target) = shared.clone();
+                        async move { forward(&client, &target, req, &seen).await }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Recorder {
+            base: format!("http://{addr}"),
+            seen,
+            task,
+        }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn forward(
+    client: &reqwest::Client,
+    target: &str,
+    req: hyper::Request<Incoming>,
+    seen: &Mutex<Vec<Seen>>,
+) -> Result<hyper::Response<Full<Bytes>>, std::io::Error> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .map_err(std::io::Error::other)?;
+    let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut out = client.request(parts.method.clone(), format!("{target}{path_and_query}"));
+    for (name, value) in &parts.headers {
+        if name != hyper::header::HOST && name != hyper::header::CONNECTION {
+            out = out.header(name, value);
+        }
+    }
+    let resp = out.body(body).send().await.map_err(std::io::Error::other)?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.map_err(std::io::Error::other)?;
+    if let Ok(mut all) = seen.lock() {
+        all.push(Seen {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            status: status.as_u16(),
+            authorization: parts
+                .headers
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        });
+    }
+    let mut res = hyper::Response::new(Full::new(bytes));
+    *res.status_mut() = status;
+    for (name, value) in &headers {
+        if name != hyper::header::TRANSFER_ENCODING
+            && name != hyper::header::CONNECTION
+            && name != hyper::header::CONTENT_LENGTH
+        {
+            res.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    Ok(res)
+}
+
+fn is_console_asset(path: &str) -> bool {
+    path == "/console" || path.starts_with("/console/")
+}
+
+fn matches_template(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+}
+
+/// The documented operations the page used; panics on any request openapi.yaml does not list.
+fn documented_operations(seen: &[Seen]) -> BTreeSet<(String, String)> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let documented = documented(&doc);
+    let mut used = BTreeSet::new();
+    for s in seen.iter().filter(|s| !is_console_asset(&s.path)) {
+        let op = documented
+            .iter()
+            .find(|(m, t)| *m == s.method && matches_template(t, &s.path))
+            .unwrap_or_else(|| {
+                panic!(
+                    "the console called {} {}, which openapi.yaml does not document",
+                    s.method, s.path
+                )
+            });
+        used.insert(op.clone());
+    }
+    used
+}
+
+fn op(method: &str, path: &str) -> (String, String) {
+    (method.to_owned(), path.to_owned())
+}
+
+// ---- the API, as the test checks it --------------------------------------------------------
+
+async fn configs(app: &TestApp) -> Vec<serde_json::Value> {
+    let reply = app.get("/configs").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()["cursor"]["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn deliveries_in(app: &TestApp, status: &str) -> usize {
+    let reply = app
+        .get(&format!("/deliveries?status={status}&pageSize=1000"))
+        .await;
+    reply.json()["cursor"]["data"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or_default()
+}
+
+/// `n` events of type `orders.created`, published over HTTP.
+async fn publish(app: &TestApp, n: usize) {
+    let events: Vec<String> = (0..n)
+        .map(|i| {
+            format!(r#"{{"type":"orders.created","payload":{{"order":{i},"note":"<b>not markup</b>"}}}}"#)
+        })
+        .collect();
+    let reply = app
+        .send_json("POST", "/events", &format!("[{}]", events.join(",")))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+// ---- the scenarios --------------------------------------------------------------------------
+
+/// `serve --worker` with the embedded broker, behind the recording proxy.
+async fn worker_app() -> TestApp {
+    let topics = format!("--kafka-topics={}", crate::kafka::unique("console"));
+    TestApp::spawn_with(
+        Backend::Sqlite,
+        &["--worker", &topics, "--allow-private-endpoints"],
+    )
+    .await
+}
+
+/// Create an endpoint, watch failed deliveries appear, replay one and then the rest in bulk,
+/// rotate the secret, test, edit, deactivate and delete the endpoint, read the overview — all
+/// through the page, checked through the API and at the receiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_drives_endpoints_and_deliveries() {
+    let app = worker_app().await;
+    let proxy = Recorder::start(&app.base).await;
+    let receiver = Receiver::start(404).await;
+    let console = format!("{}/console", proxy.base);
+    let (app, receiver) = (&app, &receiver);
+    with_browser("endpoints-and-deliveries", |b| async move {
+        b.goto(&format!("{console}#/endpoints"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        text_when(&b, "main", "the empty endpoint list", |t| {
+            t.contains("No endpoint yet")
+        })
+        .await;
+        shot(&b, "01-endpoints-empty").await;
+
+        // Create an endpoint in the console.
+        click(&b, "a[href='#/endpoints/new']").await;
+        type_into(&b, "#ep-endpoint", &receiver.url("/hook")).await;
+        type_into(&b, "#ep-types", "orders.created").await;
+        shot(&b, "02-endpoint-new").await;
+        click(&b, "main form button[type=submit]").await;
+        text_when(&b, "#endpoint-state", "the new endpoint's page", |t| {
+            t == "active"
+        })
+        .await;
+        let all = configs(app).await;
+        assert_eq!(all.len(), 1, "{all:?}");
+        let config = all[0].clone();
+        assert_eq!(config["endpoint"], receiver.url("/hook"));
+        assert_eq!(config["eventTypes"], serde_json::json!(["orders.created"]));
+        let id = config["id"].as_str().unwrap_or_default().to_owned();
+        let url = b.current_url().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(url.fragment(), Some(format!("/endpoints/{id}").as_str()));
+
+        // The deliveries list picks up new deliveries by itself. The receiver answers 404, so
+        // each delivery fails at its first attempt (a permanent failure).
+        click(&b, "a[data-nav=deliveries]").await;
+        text_when(&b, "main", "the empty deliveries list", |t| {
+            t.contains("No delivery yet")
+        })
+        .await;
+        let focused = b.active_element().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            focused.text().await.ok().as_deref(),
+            Some("Deliveries"),
+            "focus moves to the page heading"
+        );
+        publish(app, 60).await;
+        count_is(&b, "tbody tr[data-status=failed]", 50).await;
+        eventually(WAIT, "60 failed deliveries", || async {
+            (deliveries_in(app, "failed").await == 60).then_some(())
+        })
+        .await;
+        shot(&b, "03-deliveries").await;
+
+        // Keyset paging: 50 newest, then the 10 older ones, and back.
+        click(&b, "#page-older").await;
+        count_is(&b, "tbody tr[data-status=failed]", 10).await;
+        click(&b, "#page-newer").await;
+        count_is(&b, "tbody tr[data-status=failed]", 50).await;
+
+        // A failed delivery: the exact body sent, its headers, its attempt.
+        let first = find(&b, "tbody a[data-delivery]").await;
+        let delivery = attr(&first, "data-delivery").await;
+        click(&b, "tbody a[data-delivery]").await;
+        text_when(&b, "#delivery-status", "the failed delivery", |t| t == "failed").await;
+        let sent = receiver
+            .received()
+            .into_iter()
+            .find(|r| r.header("formance-webhook-id") == Some(delivery.as_str()))
+            .unwrap_or_else(|| panic!("the receiver never saw {delivery}"));
+        let payload = find(&b, "#payload").await.text().await.unwrap_or_default();
+        assert_eq!(
+            payload,
+            String::from_utf8_lossy(&sent.body),
+            "the body shown is the body sent"
+        );
+        let headers = find(&b, "table.headers").await.text().await.unwrap_or_default();
+        assert!(
+            headers.contains(&format!("formance-webhook-id {delivery}")),
+            "{headers}"
+        );
+        assert!(headers.contains("formance-webhook-signature"), "{headers}");
+        text_when(
+            &b,
+            "li[data-outcome=permanent_failure]",
+            "the failed attempt",
+            |t| t.contains("HTTP 404"),
+        )
+        .await;
+        shot(&b, "04-delivery-failed").await;
+
+        // Replay it once the receiver accepts: it succeeds.
+        receiver.set_status(200);
+        click(&b, "#replay").await;
+        text_when(&b, "#delivery-status", "the replayed delivery to succeed", |t| {
+            t == "succeeded"
+        })
+        .await;
+        find(&b, "li[data-outcome=succeeded]").await;
+        let api = app.get(&format!("/deliveries/{delivery}")).await.json();
+        assert_eq!(api["data"]["status"], "succeeded");
+        assert_eq!(api["data"]["replayGeneration"], 1);
+        shot(&b, "05-delivery-replayed").await;
+
+        // Replay the 59 others in bulk over the last hour: two pages of 50, with progress.
+        click(&b, "a[data-nav=deliveries]").await;
+        find(&b, "#f-window")
+            .await
+            .select_by_value("1h")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        click(&b, "#f-apply").await;
+        click(&b, "#bulk-replay").await;
+        find(&b, "#confirm-dialog[open]").await;
+        click(&b, "#confirm-ok").await;
+        let done = text_when(&b, "#bulk-status", "the bulk replay to finish", |t| {
+            t.starts_with("Done")
+        })
+        .await;
+        assert_eq!(done, "Done: 59 replayed, 0 skipped in 2 pages.");
+        shot(&b, "06-bulk-replay").await;
+        eventually(WAIT, "60 succeeded deliveries", || async {
+            (deliveries_in(app, "succeeded").await == 60).then_some(())
+        })
+        .await;
+        assert_eq!(receiver.count(), 120, "60 refused, then 60 accepted");
+
+        // The endpoint list: state, event types, recent success rate.
+        click(&b, "a[data-nav=endpoints]").await;
+        text_when(
+            &b,
+            "tr[data-loaded=true]",
+            "the endpoint's recent deliveries",
+            |t| t.contains("100 % succeeded"),
+        )
+        .await;
+        shot(&b, "07-endpoints").await;
+
+        // Rotate the secret; the page shows what the API now has.
+        click(&b, &format!("a[href='#/endpoints/{id}']")).await;
+        let old = config["secret"].as_str().unwrap_or_default().to_owned();
+        click(&b, "#rotate-secret").await;
+        click(&b, "#confirm-ok").await;
+        text_when(&b, ".result", "the rotation", |t| t.starts_with("Secret rotated")).await;
+        let hidden = find(&b, "#secret-value").await.text().await.unwrap_or_default();
+        assert!(
+            !hidden.contains(&old) && hidden.chars().all(|c| c == '•'),
+            "{hidden}"
+        );
+        click(&b, "#secret-reveal").await;
+        let shown = text_when(&b, "#secret-value", "the revealed secret", |t| t.len() == 32).await;
+        assert_ne!(shown, old);
+        let now = configs(app).await;
+        assert_eq!(
+            now[0]["secret"].as_str(),
+            Some(shown.as_str()),
+            "the console shows the API's secret"
+        );
+        shot(&b, "08-endpoint-rotated").await;
+
+        // A test request, signed with the new secret.
+        click(&b, "#send-test").await;
+        text_when(&b, ".result", "the test result", |t| {
+            t.starts_with("Test request succeeded: HTTP 200")
+        })
+        .await;
+        let test = receiver
+            .received()
+            .into_iter()
+            .find(|r| r.header("formance-webhook-test") == Some("true"))
+            .unwrap_or_else(|| panic!("no test request arrived"));
+        assert!(test.signature_valid(&shown));
+
+        // Edit the event types; deactivate and activate again.
+        click(&b, "#edit-endpoint").await;
+        type_into(&b, "#ep-types", "orders.created, orders.updated").await;
+        click(&b, "#edit-area button[type=submit]").await;
+        text_when(&b, ".result", "the edit", |t| t == "Endpoint saved.").await;
+        assert_eq!(
+            configs(app).await[0]["eventTypes"],
+            serde_json::json!(["orders.created", "orders.updated"])
+        );
+        click(&b, "#toggle-active").await;
+        text_when(&b, "#endpoint-state", "deactivation", |t| {
+            t.starts_with("deactivated")
+        })
+        .await;
+        assert_eq!(configs(app).await[0]["active"], false);
+        click(&b, "#toggle-active").await;
+        text_when(&b, "#endpoint-state", "activation", |t| t == "active").await;
+        assert_eq!(configs(app).await[0]["active"], true);
+
+        // The overview, sampled from /metrics since the page opened, in light and dark.
+        click(&b, "a[data-nav=overview]").await;
+        count_is(&b, "figure.chart", 4).await;
+        // Every delivery failed once, then succeeded: the window counts at least 60 of each
+        // (other tests of this process may add theirs when the suite runs in one process).
+        text_when(&b, ".tiles", "the success split", |t| {
+            let count = |what: &str| {
+                t.split(what)
+                    .next()
+                    .and_then(|s| s.split_whitespace().last())
+                    .and_then(|n| n.parse::<u64>().ok())
+            };
+            count(" succeeded,").is_some_and(|n| n >= 60) && count(" failed").is_some_and(|n| n >= 60)
+        })
+        .await;
+        shot(&b, "09-overview").await;
+        color_scheme(&b, "dark").await;
+        shot(&b, "10-overview-dark").await;
+        color_scheme(&b, "light").await;
+
+        // Delete, after refusing once at the confirmation.
+        b.goto(&format!("{console}#/endpoints/{id}"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        click(&b, "#delete-endpoint").await;
+        click(&b, "#confirm-cancel").await;
+        assert_eq!(configs(app).await.len(), 1, "cancel deletes nothing");
+        click(&b, "#delete-endpoint").await;
+        click(&b, "#confirm-ok").await;
+        text_when(&b, "main", "the list without it", |t| {
+            t.contains("No endpoint yet")
+        })
+        .await;
+        assert!(configs(app).await.is_empty());
+    })
+    .await;
+
+    // Every request of the page was a documented operation, and none failed.
+    let seen = proxy.seen();
+    let used = documented_operations(&seen);
+    for want in [
+        op("GET", "/configs"),
+        op("POST", "/configs"),
+        op("PUT", "/configs/{id}"),
+        op("DELETE", "/configs/{id}"),
+        op("GET", "/configs/{id}/test"),
+        op("PUT", "/configs/{id}/activate"),
+        op("PUT", "/configs/{id}/deactivate"),
+        op("PUT", "/configs/{id}/secret/change"),
+        op("GET", "/deliveries"),
+        op("GET", "/deliveries/{id}"),
+        op("GET", "/deliveries/{id}/attempts"),
+        op("POST", "/deliveries/{id}/replay"),
+        op("POST", "/deliveries/replay"),
+        op("GET", "/metrics"),
+        op("GET", "/_info"),
+    ] {
+        assert!(used.contains(&want), "the console never called {want:?}");
+    }
+    let failed: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| !(200..300).contains(&s.status) && s.status != 304)
+        .collect();
+    assert!(failed.is_empty(), "requests that failed: {failed:?}");
+    assert!(
+        seen.iter().all(|s| s.authorization.is_none()),
+        "no credential is sent when none was entered"
+    );
+}
+
+/// The page and its assets: types, a strict CSP, revalidation; only on `serve`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_assets_are_served_by_serve_only() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for (path, content_type) in [
+        ("/console", "text/html; charset=utf-8"),
+        ("/console/app.js", "text/javascript; charset=utf-8"),
+        ("/console/style.css", "text/css; charset=utf-8"),
+        ("/console/favicon.svg", "image/svg+xml"),
+    ] {
+        let resp = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status(), 200, "{path}");
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(header("content-type"), content_type, "{path}");
+        let csp = header("content-security-policy");
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("script-src 'self'"),
+            "{csp}"
+        );
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{csp}"
+        );
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        assert_eq!(header("cache-control"), "no-cache");
+        let etag = header("etag");
+        let again = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again.status(), 304, "{path} revalidates with its ETag");
+    }
+    let page = app.get("/console").await.body;
+    assert!(page.contains(r#"<script type="module" src="console/app.js"></script>"#));
+    assert!(!page.contains("<script>"), "no inline script");
+    app.get("/console/nothing.js")
+        .await
+        .assert_error(404, "NOT_FOUND", "route not found");
+    app.request("POST", "/console", None, None)
+        .await
+        .assert_error(405, "VALIDATION", "method not allowed");
+    let slash = app
+        .client
+        .get(format!("{}/console/", app.base))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(slash.url().path(), "/console", "/console/ redirects to the page");
+
+    // `webhooks worker` serves no console.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let broker = format!("--publisher-kafka-broker={closed}");
+    let worker = TestApp::spawn_as(
+        webhooks::serve::Role::Worker,
+        TestDb::new(Backend::Sqlite),
+        &["--publisher-kafka-enabled", &broker],
+    )
+    .await;
+    worker
+        .get("/console")
+        .await
+        .assert_error(404, "NOT_FOUND", "route not found");
+}
