@@ -826,7 +826,10 @@ async fn add_configs(db: &Db, endpoint: &str, n: usize) -> anyhow::Result<Vec<St
 }
 
 async fn succeeded(db: &Db) -> anyhow::Result<u64> {
-    let n = db.store.run(|q| Ok(q.count_with_status("succeeded")?)).await?;
+    let n = db
+        .store
+        .run(|q| Ok(q.count_with_status(webhooks::domain::delivery::DeliveryStatus::Succeeded)?))
+        .await?;
     Ok(u64::try_from(n).unwrap_or_default())
 }
 
@@ -1115,7 +1118,7 @@ async fn sweep(
     for chunk in (0..rows).collect::<Vec<_>>().chunks(5_000) {
         let batch: Vec<FirstAttempt> = chunk.iter().map(|&i| pending_row(&config, i, now, due)).collect();
         db.store
-            .run(move |q| Ok(q.record_first_attempts(&batch, Timestamp::now())?))
+            .run(move |q| Ok(q.record_first_attempts(&batch.iter().collect::<Vec<_>>(), Timestamp::now())?))
             .await?;
     }
     drain(
@@ -1142,7 +1145,7 @@ fn pending_row(config_id: &str, i: usize, now: Timestamp, due: Timestamp) -> Fir
             config_id: config_id.to_owned(),
             event_type: "bench.t".into(),
             payload: event_value(i),
-            status: "pending",
+            status: webhooks::domain::delivery::DeliveryStatus::Pending,
             attempt_count: 1,
             first_attempt_at: Some(DbTime(now)),
             next_attempt_at: Some(DbTime(due)),
@@ -1154,19 +1157,19 @@ fn pending_row(config_id: &str, i: usize, now: Timestamp, due: Timestamp) -> Fir
             created_at: DbTime(now),
             updated_at: DbTime(now),
         },
-        attempt: NewAttempt {
+        attempt: Some(NewAttempt {
             id: uuid::Uuid::new_v4().to_string(),
             delivery_id: id,
             attempt_number: 1,
             replay_generation: 0,
             endpoint: "http://127.0.0.1:1/hook".into(),
-            outcome: "retryable_failure",
+            outcome: webhooks::domain::delivery::AttemptOutcome::RetryableFailure,
             status_code: 500,
             error: String::new(),
             duration_ms: Some(1),
             response_excerpt: String::new(),
             created_at: DbTime(now),
-        },
+        }),
     }
 }
 

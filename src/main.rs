@@ -38,7 +38,14 @@ fn main() -> ExitCode {
         Err(e) => return usage(&e),
     };
     telemetry::init(&settings.log);
-    outcome(runtime().and_then(|rt| rt.block_on(serve::run(settings, role))))
+    let result = runtime().and_then(|rt| {
+        let result = rt.block_on(serve::run(settings, role));
+        // A stop cut short (deadline, second signal) leaves work behind, database calls on the
+        // blocking pool among it: exit now rather than wait for them.
+        rt.shutdown_background();
+        result
+    });
+    outcome(result)
 }
 
 fn usage(e: &cli::UsageError) -> ExitCode {

@@ -5,7 +5,9 @@ use std::sync::OnceLock;
 
 use prometheus::{
     register_histogram_with_registry, register_int_counter_vec_with_registry,
-    register_int_gauge_with_registry, Encoder, Histogram, IntCounterVec, IntGauge, Registry, TextEncoder,
+    register_int_counter_with_registry, register_int_gauge_vec_with_registry,
+    register_int_gauge_with_registry, Encoder, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -15,6 +17,11 @@ pub struct Metrics {
     pub attempts: IntCounterVec,
     pub attempt_duration: Histogram,
     pub deliveries_pending: IntGauge,
+    pub deliveries_deferred: IntCounterVec,
+    pub circuits_open: IntGauge,
+    pub configs_auto_disabled: IntCounter,
+    pub storage_rejected: IntCounter,
+    pub kafka_consumer_lag: IntGaugeVec,
     pub http_requests: IntCounterVec,
 }
 
@@ -29,7 +36,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         )?,
         deliveries: register_int_counter_vec_with_registry!(
             "webhooks_deliveries_total",
-            "Deliveries reaching a final state in this process.",
+            "Deliveries whose final state this process stored (counted once the write committed).",
             &["outcome"],
             registry
         )?,
@@ -48,6 +55,33 @@ fn build() -> Result<Metrics, prometheus::Error> {
         deliveries_pending: register_int_gauge_with_registry!(
             "webhooks_deliveries_pending",
             "Deliveries in pending (whole database).",
+            registry
+        )?,
+        deliveries_deferred: register_int_counter_vec_with_registry!(
+            "webhooks_deliveries_deferred_total",
+            "First attempts stored as pending without a call, by reason (endpoint_busy, circuit_open).",
+            &["reason"],
+            registry
+        )?,
+        circuits_open: register_int_gauge_with_registry!(
+            "webhooks_circuits_open",
+            "Configs whose circuit is open or half-open in this process.",
+            registry
+        )?,
+        configs_auto_disabled: register_int_counter_with_registry!(
+            "webhooks_configs_auto_disabled_total",
+            "Configs deactivated because all their calls failed for longer than --auto-disable-after.",
+            registry
+        )?,
+        storage_rejected: register_int_counter_with_registry!(
+            "webhooks_storage_rejected_total",
+            "Rows the database refused for a reason other than availability (dropped and logged).",
+            registry
+        )?,
+        kafka_consumer_lag: register_int_gauge_vec_with_registry!(
+            "webhooks_kafka_consumer_lag",
+            "High watermark minus committed offset, for partitions this process owns.",
+            &["topic", "partition"],
             registry
         )?,
         http_requests: register_int_counter_vec_with_registry!(

@@ -1,7 +1,10 @@
 //! `webhooks serve` (the API, with `--worker` the worker too) and `webhooks worker`.
 //!
-//! One shutdown path: SIGINT/SIGTERM stop accepting connections, let in-flight requests finish,
-//! then return.
+//! One shutdown path (spec §1.5): on SIGINT/SIGTERM, at once and concurrently, the HTTP server
+//! stops accepting connections and the worker stops reading records and claiming retries; then
+//! in-flight requests and calls finish, their outcomes are stored and offsets committed. The
+//! whole stop is bounded by `--shutdown-timeout` (past it: what was left is logged, exit 1), and
+//! a second signal ends the process at once (exit 1).
 
 use anyhow::Context;
 
@@ -41,11 +44,15 @@ pub struct Running {
 }
 
 impl Running {
-    /// The one shutdown path: stop accepting HTTP, stop the worker (drain, flush, commit).
+    /// The one shutdown path: stop accepting HTTP and stop the worker (drain, flush, commit),
+    /// both at once.
     pub async fn stop(self) {
-        self.server.handle.stop(true).await;
-        if let Some(worker) = self.worker {
-            worker.stop().await;
+        let http = self.server.handle.stop(true);
+        match self.worker {
+            Some(worker) => {
+                tokio::join!(http, worker.stop());
+            }
+            None => http.await,
         }
     }
 }
@@ -87,7 +94,7 @@ pub async fn start(settings: &Settings, role: Role) -> anyhow::Result<Running> {
     };
     let follow_changes = CancellationToken::new();
     store.follow_config_changes(follow_changes.clone());
-    let server = api::start(state, &settings.listen, surface)
+    let server = api::start(state, &settings.listen, surface, settings.shutdown_timeout)
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     tracing::info!(
         addr = %server.addr,
@@ -116,13 +123,30 @@ fn publisher(settings: &Settings, worker: Option<&Worker>) -> anyhow::Result<Opt
     Ok(Some(Arc::new(publisher)))
 }
 
-/// Runs until SIGINT/SIGTERM, then shuts down cleanly.
+/// Runs until SIGINT/SIGTERM, then stops within `--shutdown-timeout` (see the module comment).
 pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
+    let mut signals = crate::shutdown::Signals::new().context("cannot listen for signals")?;
     let running = start(&settings, role).await?;
-    crate::shutdown::signal().await;
-    tracing::info!("shutting down");
-    running.stop().await;
-    Ok(())
+    signals.recv().await;
+    tracing::info!(timeout = ?settings.shutdown_timeout, "shutting down");
+    let progress = running.worker.as_ref().map(Worker::progress);
+    let stop = running.stop();
+    tokio::select! {
+        () = stop => Ok(()),
+        () = tokio::time::sleep(settings.shutdown_timeout) => {
+            let left = progress.map(|p| p.unfinished()).unwrap_or_default();
+            tracing::error!(
+                calls_in_flight = left.calls_in_flight,
+                outcomes_unstored = left.outcomes_unstored,
+                records_uncommitted = left.records_uncommitted,
+                "the stop did not finish within --shutdown-timeout; these records will be consumed again by the next owner of their partitions"
+            );
+            Err(anyhow::anyhow!("shutdown timed out after {:?}", settings.shutdown_timeout))
+        }
+        () = signals.recv() => {
+            Err(anyhow::anyhow!("second signal during shutdown: exiting at once"))
+        }
+    }
 }
 
 /// Features of the reference that this service does not carry: say so instead of ignoring them.

@@ -21,3 +21,15 @@ pub fn init(settings: &LogSettings) {
         builder.try_init()
     };
 }
+
+/// `outer: inner: innermost`, for logs: the one way an error and its causes are written.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -131,8 +131,10 @@ pub async fn insert(
         updated_at: now,
     };
     let stored = config.clone();
-    state.store.run(move |q| Ok(q.insert_config(&stored)?)).await?;
-    state.store.notify_config_change();
+    state
+        .store
+        .change_configs(move |q| Ok(q.insert_config(&stored)?))
+        .await?;
     tracing::info!(config.id = %config.id, "config created");
     Ok(data(&config))
 }
@@ -147,7 +149,7 @@ pub async fn update(
     let id = id.into_inner();
     let found = state
         .store
-        .run(move |q| {
+        .change_configs(move |q| {
             Ok(q.update_config(
                 &id,
                 &input.endpoint,
@@ -158,7 +160,6 @@ pub async fn update(
         })
         .await?;
     if found {
-        state.store.notify_config_change();
         Ok(empty())
     } else {
         Err(ApiError::config_not_found())
@@ -168,25 +169,27 @@ pub async fn update(
 pub async fn delete(id: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let log_id = id.clone();
-    let found = state
+    let cancelled = state
         .store
-        .run(move |q| Ok(q.delete_config(&id, Timestamp::now())?))
-        .await?;
-    if !found {
-        return Err(ApiError::config_not_found());
+        .change_configs(move |q| Ok(q.delete_config(&id, Timestamp::now())?))
+        .await?
+        .ok_or_else(ApiError::config_not_found)?;
+    if cancelled > 0 {
+        crate::metrics::metrics()
+            .deliveries
+            .with_label_values(&[crate::domain::delivery::DeliveryStatus::Cancelled.as_str()])
+            .inc_by(cancelled as u64);
     }
-    state.store.notify_config_change();
-    tracing::info!(config.id = %log_id, "config deleted");
+    tracing::info!(config.id = %log_id, cancelled, "config deleted");
     Ok(empty())
 }
 
 async fn set_active(id: String, active: bool, state: &AppState) -> Result<HttpResponse, ApiError> {
     let config = state
         .store
-        .run(move |q| Ok(q.set_config_active(&id, active, Timestamp::now())?))
+        .change_configs(move |q| Ok(q.set_config_active(&id, active, Timestamp::now())?))
         .await?
         .ok_or_else(ApiError::config_not_found)?;
-    state.store.notify_config_change();
     Ok(data(&config))
 }
 
@@ -225,11 +228,9 @@ pub async fn change_secret(
     let id = id.into_inner();
     let config = state
         .store
-        .run(move |q| Ok(q.change_config_secret(&id, &secret, Timestamp::now())?))
+        .change_configs(move |q| Ok(q.change_config_secret(&id, &secret, Timestamp::now())?))
         .await?
         .ok_or_else(ApiError::config_not_found)?;
-    // The list served from memory and the worker's cache must see the new secret at once.
-    state.store.notify_config_change();
     Ok(data(&config))
 }
 

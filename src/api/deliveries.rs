@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{single_values, value};
 use super::{cursor, data, ApiError, AppState, Cursor};
+use crate::domain::delivery::{AttemptOutcome, DeliveryStatus};
 use crate::domain::time::Timestamp;
 use crate::store::model::{AttemptRow, DeliveryRow};
 use crate::store::DeliveryFilter;
 
-const STATUSES: [&str; 5] = ["pending", "delivering", "succeeded", "failed", "cancelled"];
 const DEFAULT_PAGE: i64 = 100;
 const LIST_PARAMS: [&str; 6] = [
     "configId",
@@ -37,7 +37,7 @@ pub(super) struct DeliveryOut {
     event_type: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     payload: Option<String>,
-    status: String,
+    status: DeliveryStatus,
     attempt_count: i64,
     replay_generation: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,7 +89,7 @@ struct AttemptOut {
     attempt_number: i64,
     replay_generation: i64,
     endpoint: String,
-    outcome: String,
+    outcome: AttemptOutcome,
     status_code: i64,
     #[serde(skip_serializing_if = "String::is_empty")]
     error: String,
@@ -211,10 +211,10 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     if config_id.is_some_and(|c| uuid::Uuid::parse_str(c).is_err()) {
         return Err(ApiError::validation("configId must be a UUID"));
     }
-    let status = value(&pairs, "status");
-    if status.is_some_and(|s| !STATUSES.contains(&s)) {
-        return Err(ApiError::validation("invalid delivery status"));
-    }
+    let status = value(&pairs, "status")
+        .map(|s| s.parse::<DeliveryStatus>())
+        .transpose()
+        .map_err(|_| ApiError::validation("invalid delivery status"))?;
     let time = |name| {
         value(&pairs, name)
             .map(parse_time)
@@ -226,7 +226,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let before = value(&pairs, "cursor").map(decode_cursor).transpose()?;
     let filter = DeliveryFilter {
         config_id: config_id.map(str::to_owned),
-        status: status.map(str::to_owned),
+        status,
         created_from,
         created_to,
         before,

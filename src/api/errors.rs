@@ -9,6 +9,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::store::StoreError;
+use crate::telemetry::error_chain;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -115,16 +116,4 @@ impl From<StoreError> for ApiError {
         tracing::error!(error = %error_chain(&e), "storage error");
         ApiError::internal()
     }
-}
-
-/// `outer: inner: innermost`, for logs.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

@@ -25,7 +25,7 @@ pub async fn healthcheck(state: web::Data<AppState>) -> Result<HttpResponse, Api
     match storage {
         Ok(Ok(())) => Ok(empty()),
         Ok(Err(e)) => {
-            tracing::warn!(error = %super::errors::error_chain(&e), "health probe: storage unavailable");
+            tracing::warn!(error = %crate::telemetry::error_chain(&e), "health probe: storage unavailable");
             Err(ApiError::unavailable("storage unavailable"))
         }
         Err(_) => {

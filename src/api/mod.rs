@@ -197,7 +197,13 @@ pub struct Server {
 }
 
 /// Binds `listen` and starts serving; signals are handled by the caller (one shutdown path).
-pub fn start(state: AppState, listen: &str, surface: Surface) -> std::io::Result<Server> {
+/// `shutdown_timeout` bounds how long a graceful stop waits for requests in flight.
+pub fn start(
+    state: AppState,
+    listen: &str,
+    surface: Surface,
+    shutdown_timeout: std::time::Duration,
+) -> std::io::Result<Server> {
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -222,7 +228,7 @@ pub fn start(state: AppState, listen: &str, surface: Surface) -> std::io::Result
             .default_service(web::to(not_found))
     })
     .disable_signals()
-    .shutdown_timeout(30)
+    .shutdown_timeout(shutdown_timeout.as_secs().max(1))
     .bind(listen)?;
     let addr = server
         .addrs()

@@ -206,7 +206,7 @@ impl BulkRequest {
             page: BulkReplay {
                 from,
                 to,
-                statuses,
+                statuses: statuses.iter().filter_map(|s| s.parse().ok()).collect(),
                 config_ids,
                 after: parsed.map(|c| c.after),
                 limit: page_size,
@@ -252,7 +252,7 @@ impl BulkRequest {
                     position: Position::new(*at, id),
                     created_at_from: self.page.from.to_rfc3339(),
                     created_at_to: self.page.to.to_rfc3339(),
-                    statuses: self.page.statuses.clone(),
+                    statuses: self.page.statuses.iter().map(|s| s.as_str().to_owned()).collect(),
                     config_ids: self.page.config_ids.clone(),
                 };
                 URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default())

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::delivery::AttemptOutcome;
+
 /// Longest wait a `Retry-After` header can impose (§4.7), so one endpoint cannot park a delivery
 /// for the whole retry window with a single answer.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(6 * 60 * 60);
@@ -45,14 +47,6 @@ pub fn delay(policy: &RetryPolicy, n: u32) -> Duration {
         delay = delay.saturating_mul(2);
     }
     delay.min(policy.max_backoff)
-}
-
-/// HTTP classification of one call (§4.7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Succeeded,
-    RetryableFailure,
-    PermanentFailure,
 }
 
 /// What a delivery becomes after a call.
@@ -124,17 +118,17 @@ pub fn after_call(
     policy: &RetryPolicy,
     attempts_made: u64,
     times: &CallTimes,
-    outcome: Outcome,
+    outcome: AttemptOutcome,
     retry_after: Option<Duration>,
 ) -> Next {
     match outcome {
-        Outcome::Succeeded => return Next::Succeeded,
-        Outcome::PermanentFailure => {
+        AttemptOutcome::Succeeded => return Next::Succeeded,
+        AttemptOutcome::PermanentFailure => {
             return Next::Failed {
                 reason: FailReason::Permanent,
             }
         }
-        Outcome::RetryableFailure => {}
+        AttemptOutcome::RetryableFailure => {}
     }
     let n = u32::try_from(attempts_made.saturating_sub(1)).unwrap_or(u32::MAX);
     let backoff = delay(policy, n);
@@ -376,7 +370,13 @@ mod tests {
                 start: due,
                 done: plus(due, latency),
             };
-            match after_call(policy, made + 1, &times, Outcome::RetryableFailure, retry_after) {
+            match after_call(
+                policy,
+                made + 1,
+                &times,
+                AttemptOutcome::RetryableFailure,
+                retry_after,
+            ) {
                 Next::Retry { at } => due = at,
                 Next::Failed { reason } => return (calls, reason),
                 Next::Succeeded => panic!("a failure cannot succeed"),
@@ -445,7 +445,7 @@ mod tests {
                 start: due,
                 done: plus(due, ms(20)),
             };
-            after_call(&p, k, &times, Outcome::RetryableFailure, None)
+            after_call(&p, k, &times, AttemptOutcome::RetryableFailure, None)
         };
         assert_eq!(call(1, Duration::ZERO), Next::Retry { at: at(SECOND) });
         // t0+1s+2s lands exactly on the window's end, which is still inside.
@@ -493,7 +493,7 @@ mod tests {
             done: due,
         };
         assert_eq!(
-            after_call(&p, 3, &times, Outcome::RetryableFailure, None),
+            after_call(&p, 3, &times, AttemptOutcome::RetryableFailure, None),
             Next::Failed {
                 reason: FailReason::MaxAttempts
             }
@@ -513,11 +513,11 @@ mod tests {
             done: late,
         };
         assert_eq!(
-            after_call(&p, 9, &times, Outcome::Succeeded, Some(HOUR)),
+            after_call(&p, 9, &times, AttemptOutcome::Succeeded, Some(HOUR)),
             Next::Succeeded
         );
         assert_eq!(
-            after_call(&p, 9, &times, Outcome::PermanentFailure, None),
+            after_call(&p, 9, &times, AttemptOutcome::PermanentFailure, None),
             Next::Failed {
                 reason: FailReason::Permanent
             }
@@ -540,7 +540,7 @@ mod tests {
             done: plus(start, SECOND),
         };
         assert_eq!(
-            retry_at(after_call(&p, 2, &times, Outcome::RetryableFailure, None)),
+            retry_at(after_call(&p, 2, &times, AttemptOutcome::RetryableFailure, None)),
             plus(start, 2 * MINUTE)
         );
     }
@@ -558,20 +558,20 @@ mod tests {
         // Exactly one minimum backoff late: still anchored on the due time.
         let times = on_time(plus(due, MINUTE));
         assert_eq!(
-            retry_at(after_call(&p, 2, &times, Outcome::RetryableFailure, None)),
+            retry_at(after_call(&p, 2, &times, AttemptOutcome::RetryableFailure, None)),
             plus(due, 2 * MINUTE)
         );
         // One microsecond more: anchored on the start.
         let start = plus(due, MINUTE + Duration::from_micros(1));
         let times = on_time(start);
         assert_eq!(
-            retry_at(after_call(&p, 2, &times, Outcome::RetryableFailure, None)),
+            retry_at(after_call(&p, 2, &times, AttemptOutcome::RetryableFailure, None)),
             plus(start, 2 * MINUTE)
         );
         // Starting early (e.g. a clock step) is on time too.
         let times = on_time(at(Duration::from_secs(30)));
         assert_eq!(
-            retry_at(after_call(&p, 2, &times, Outcome::RetryableFailure, None)),
+            retry_at(after_call(&p, 2, &times, AttemptOutcome::RetryableFailure, None)),
             plus(due, 2 * MINUTE)
         );
     }
@@ -598,7 +598,7 @@ mod tests {
             &p,
             1,
             &times,
-            Outcome::RetryableFailure,
+            AttemptOutcome::RetryableFailure,
             Some(120 * SECOND),
         ));
         assert!(next >= plus(done, 120 * SECOND));
@@ -621,13 +621,9 @@ mod tests {
                 &p,
                 1,
                 &times,
-                Outcome::RetryableFailure,
+                AttemptOutcome::RetryableFailure,
                 Some(30 * SECOND)
             )),
-            at(MINUTE)
-        );
-        assert_eq!(
-            retry_at(after_call(&p, 1, &times, Outcome::RetryableFailure, Some(MINUTE))),
             at(MINUTE)
         );
         assert_eq!(
@@ -635,7 +631,17 @@ mod tests {
                 &p,
                 1,
                 &times,
-                Outcome::RetryableFailure,
+                AttemptOutcome::RetryableFailure,
+                Some(MINUTE)
+            )),
+            at(MINUTE)
+        );
+        assert_eq!(
+            retry_at(after_call(
+                &p,
+                1,
+                &times,
+                AttemptOutcome::RetryableFailure,
                 Some(Duration::ZERO)
             )),
             at(MINUTE)
@@ -659,7 +665,7 @@ mod tests {
                 &p,
                 1,
                 &times,
-                Outcome::RetryableFailure,
+                AttemptOutcome::RetryableFailure,
                 Some(61 * SECOND)
             )),
             plus(due, MINUTE)
@@ -685,7 +691,13 @@ mod tests {
         };
         for wait in [6 * HOUR, 7 * HOUR, Duration::from_secs(u64::MAX), Duration::MAX] {
             assert_eq!(
-                retry_at(after_call(&p, 1, &times, Outcome::RetryableFailure, Some(wait))),
+                retry_at(after_call(
+                    &p,
+                    1,
+                    &times,
+                    AttemptOutcome::RetryableFailure,
+                    Some(wait)
+                )),
                 plus(done, 6 * HOUR),
                 "{wait:?}"
             );
@@ -730,7 +742,7 @@ mod tests {
                 start: at(3 * SECOND),
                 done: at(3 * SECOND),
             },
-            Outcome::RetryableFailure,
+            AttemptOutcome::RetryableFailure,
             None,
         ));
         assert_eq!(due, at(7 * SECOND));
@@ -754,7 +766,7 @@ mod tests {
                 &p,
                 u64::MAX,
                 &times,
-                Outcome::RetryableFailure,
+                AttemptOutcome::RetryableFailure,
                 Some(Duration::MAX)
             ),
             Next::Retry {
@@ -763,7 +775,7 @@ mod tests {
         );
         let short_window = policy(Duration::MAX, Duration::MAX, HOUR, 0);
         assert_eq!(
-            after_call(&short_window, 1, &times, Outcome::RetryableFailure, None),
+            after_call(&short_window, 1, &times, AttemptOutcome::RetryableFailure, None),
             Next::Failed {
                 reason: FailReason::WindowExceeded
             }
@@ -781,7 +793,7 @@ mod tests {
             done: t0(),
         };
         assert_eq!(
-            retry_at(after_call(&p, 1, &times, Outcome::RetryableFailure, None)),
+            retry_at(after_call(&p, 1, &times, AttemptOutcome::RetryableFailure, None)),
             at(Duration::from_micros(1))
         );
     }

@@ -73,7 +73,8 @@ impl ConfigInput {
             }
         };
         let event_types = event_types.unwrap_or_default();
-        if event_types.is_empty() || event_types.iter().any(String::is_empty) {
+        // A NUL could not be stored as sent (spec §3): such a type is refused like an empty one.
+        if event_types.is_empty() || event_types.iter().any(|t| t.is_empty() || t.contains('\0')) {
             return Err(ConfigError::EventTypes);
         }
         Ok(ConfigInput {
@@ -93,6 +94,15 @@ mod tests {
 
     fn types(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn an_event_type_with_nul_is_refused() {
+        let t = types(&["a\0"]);
+        assert!(matches!(
+            ConfigInput::validate(Some("https://example.com/hook"), None, Some(&t)),
+            Err(ConfigError::EventTypes)
+        ));
     }
 
     #[test]

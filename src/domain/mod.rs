@@ -3,6 +3,7 @@
 pub mod backoff;
 pub mod boolean;
 pub mod config;
+pub mod delivery;
 pub mod duration;
 pub mod endpoint;
 pub mod event;
@@ -10,4 +11,5 @@ pub mod json;
 pub mod secret;
 pub mod signature;
 pub mod ssrf;
+pub mod text;
 pub mod time;

@@ -23,7 +23,7 @@ use diesel::{Connection, RunQueryDsl};
 use tokio_util::sync::CancellationToken;
 
 use super::Store;
-use crate::api::errors::error_chain;
+use crate::telemetry::error_chain;
 
 /// The channel every config write notifies (see `queries.rs`).
 pub(super) const CHANNEL: &str = "webhooks_configs";
@@ -65,6 +65,10 @@ impl Default for ConfigChanges {
 impl ConfigChanges {
     pub(super) fn bump(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(super) fn seen(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     pub(super) fn current(&self) -> Option<u64> {

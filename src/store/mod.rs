@@ -1,12 +1,14 @@
 //! Storage: one interface, two backends (PostgreSQL for production, embedded SQLite by default).
 //!
-//! Both backends share `schema.rs` and the queries in `queries.rs`; column types that differ are
-//! hidden by the SQL types of `types.rs`. diesel is synchronous, so every call runs on tokio's
-//! blocking pool through [`Store::run`], with an r2d2 pool bounding the connections: no tokio
-//! worker thread ever waits on the database.
+//! Both backends share `schema.rs` and the queries in `queries/` (one file per concern); column
+//! types that differ are hidden by the SQL types of `types.rs`. diesel is synchronous, so every
+//! call runs on tokio's blocking pool through [`Store::run`], with an r2d2 pool bounding the
+//! connections: no tokio worker thread ever waits on the database.
 //!
-//! Error policy: queries return `diesel` errors; [`StoreError`] adds the pool and task failures.
-//! "Not found" is not an error here: lookups return `Option`/`bool` and the API decides.
+//! Error policy: queries return `diesel` errors; [`StoreError`] adds the pool and task failures,
+//! and tells a database that is unavailable (retry later) from one that refused what it was given
+//! ([`StoreError::failure`], spec §4.8, §10.3). "Not found" is not an error here: lookups return
+//! `Option`/`bool` and the API decides.
 
 mod changes;
 pub mod migrate;
@@ -28,7 +30,10 @@ use diesel::Connection;
 
 use crate::config::StorageSettings;
 pub use changes::LISTENER_NAME;
-pub use queries::{BulkReplay, BulkReplayed, ConfigFilter, DeliveryFilter, Queries, ReplayOutcome};
+pub use queries::{
+    Applied, BulkReplay, BulkReplayed, ClaimLimits, ConfigFilter, ConfigHealth, DeliveryFilter, Queries,
+    ReplayOutcome,
+};
 
 type PgPool = Pool<ConnectionManager<PgConnection>>;
 type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
@@ -47,6 +52,79 @@ pub enum StoreError {
     PendingMigrations,
     #[error("database task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+}
+
+/// Why a statement failed, as far as what to do next is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The database cannot be reached or cannot take writes now: retry later (spec §4.8).
+    Unavailable,
+    /// The database refused what it was given (a constraint, a value): retrying the same thing
+    /// fails the same way (spec §10.3).
+    Refused,
+    /// The error alone does not say; a probe of the database decides.
+    Unclear,
+}
+
+impl StoreError {
+    pub fn failure(&self) -> Failure {
+        use diesel::result::{DatabaseErrorKind as Kind, Error as E};
+        match self {
+            StoreError::Pool(_)
+            | StoreError::Connection(_)
+            | StoreError::Task(_)
+            | StoreError::Migration(_)
+            | StoreError::PendingMigrations => Failure::Unavailable,
+            StoreError::Query(e) => match e {
+                E::DatabaseError(
+                    Kind::UniqueViolation
+                    | Kind::ForeignKeyViolation
+                    | Kind::NotNullViolation
+                    | Kind::CheckViolation,
+                    _,
+                ) => Failure::Refused,
+                E::DatabaseError(
+                    Kind::UnableToSendCommand
+                    | Kind::SerializationFailure
+                    | Kind::ReadOnlyTransaction
+                    | Kind::ClosedConnection,
+                    _,
+                ) => Failure::Unavailable,
+                E::SerializationError(_) | E::DeserializationError(_) | E::QueryBuilderError(_) => {
+                    Failure::Refused
+                }
+                E::RollbackErrorOnCommit { .. } | E::BrokenTransactionManager => Failure::Unavailable,
+                _ => Failure::Unclear,
+            },
+        }
+    }
+
+    /// What to log of a refusal: the backend's classification and the constraint, table and
+    /// column it names — never the message, which may quote values (spec §10.3).
+    pub fn refusal_code(&self) -> String {
+        match self {
+            StoreError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
+                let mut code = format!("{kind:?}");
+                for (name, value) in [
+                    ("table", info.table_name()),
+                    ("column", info.column_name()),
+                    ("constraint", info.constraint_name()),
+                ] {
+                    if let Some(v) = value {
+                        code.push_str(&format!(" {name}={v}"));
+                    }
+                }
+                code
+            }
+            StoreError::Query(e) => match e {
+                diesel::result::Error::SerializationError(_) => "SerializationError".to_owned(),
+                diesel::result::Error::DeserializationError(_) => "DeserializationError".to_owned(),
+                diesel::result::Error::QueryBuilderError(_) => "QueryBuilderError".to_owned(),
+                _ => "QueryError".to_owned(),
+            },
+            _ => "Unavailable".to_owned(),
+        }
+    }
 }
 
 enum Backend {
@@ -160,6 +238,27 @@ impl Store {
             Backend::Sqlite(pool) => f(&mut *pool.get()?),
         })
         .await?
+    }
+
+    /// Runs a config write (the API's, auto-disable's) and then tells this process's copies of
+    /// the configs at once, before the caller answers: its next match and its next
+    /// `GET /configs` see the change (spec §2.5, §4.4).
+    pub async fn change_configs<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut dyn Queries) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let result = self.run(f).await;
+        // Also after a failure: the transaction's outcome is unknown when the link broke at commit.
+        self.notify_config_change();
+        result
+    }
+
+    /// How many config changes this process has learnt of, whether or not other processes'
+    /// changes are followed: the worker compares it before matching, so a change this process
+    /// made is seen by the next record it matches.
+    pub fn config_changes_seen(&self) -> u64 {
+        self.config_changes.seen()
     }
 
     /// Tells in-process config caches that configs changed.

@@ -14,6 +14,7 @@ diesel::table! {
         created_at -> Ts,
         updated_at -> Ts,
         deleted_at -> Nullable<Ts>,
+        failing_since -> Nullable<Ts>,
     }
 }
 

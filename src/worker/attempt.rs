@@ -1,13 +1,16 @@
-//! One call of a delivery, first or retry: send, classify (spec §4.7), schedule (spec §5.2),
-//! and the rows that record it.
+//! One call of a delivery, first or retry: send it, then [`record_call`] turns its result into
+//! the row changes (spec §4.7 classification, §5.2 schedule); and the rows of a first attempt
+//! stored without a call (deferred, spec §10.1, §10.2).
 
 use std::time::Duration;
 
-use crate::domain::backoff::{self, CallTimes, FailReason, Next, Outcome, RetryPolicy};
+use crate::domain::backoff::{self, CallTimes, FailReason, Next, RetryPolicy};
+use crate::domain::delivery::{AttemptOutcome, DeliveryStatus};
+use crate::domain::event::Event;
 use crate::domain::time::Timestamp;
 use crate::metrics::{metrics, status_class};
 use crate::outbound::{CallResult, Outbound, SignedRequest, Transport};
-use crate::store::model::NewAttempt;
+use crate::store::model::{Completion, FirstAttempt, NewAttempt, NewDelivery};
 use crate::store::types::DbTime;
 
 /// What one call of a delivery needs.
@@ -26,9 +29,11 @@ pub struct Call<'a> {
     pub due: Option<Timestamp>,
 }
 
-/// The delivery's state after the call, and the attempt row.
-pub struct Made {
-    pub status: &'static str,
+/// What a call makes of its delivery: its next state and the attempt row.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    pub outcome: AttemptOutcome,
+    pub status: DeliveryStatus,
     pub next_attempt_at: Option<Timestamp>,
     pub first_attempt_at: Timestamp,
     pub last_attempt_at: Timestamp,
@@ -37,55 +42,40 @@ pub struct Made {
     pub attempt: NewAttempt,
 }
 
-fn classify(result: &CallResult) -> Outcome {
-    match &result.response {
-        Ok(r) => match r.status {
-            200..=299 => Outcome::Succeeded,
-            408 | 429 => Outcome::RetryableFailure,
-            400..=499 => Outcome::PermanentFailure,
-            _ => Outcome::RetryableFailure,
-        },
-        Err(Transport::AddressNotAllowed | Transport::InvalidEndpoint) => Outcome::PermanentFailure,
-        Err(Transport::Failed(_)) => Outcome::RetryableFailure,
+impl CallRecord {
+    /// The call's completion time.
+    pub fn done(&self) -> Timestamp {
+        self.attempt.created_at.0
     }
 }
 
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Succeeded => "succeeded",
-        Outcome::RetryableFailure => "retryable_failure",
-        Outcome::PermanentFailure => "permanent_failure",
+fn classify(result: &CallResult) -> AttemptOutcome {
+    match &result.response {
+        Ok(r) => AttemptOutcome::of_status(r.status),
+        Err(Transport::AddressNotAllowed | Transport::InvalidEndpoint) => AttemptOutcome::PermanentFailure,
+        Err(Transport::Failed(_)) => AttemptOutcome::RetryableFailure,
     }
 }
 
 pub fn fail_message(reason: FailReason, attempt_error: &str) -> String {
-    match reason {
-        FailReason::Permanent => attempt_error.to_owned(),
-        FailReason::MaxAttempts => "max attempts reached".to_owned(),
-        FailReason::WindowExceeded => "retry window exceeded".to_owned(),
-    }
+    reason.last_error(attempt_error).to_owned()
 }
 
-/// Sends the call and decides what happens next.
-pub async fn make(outbound: &Outbound, policy: &RetryPolicy, call: Call<'_>) -> Made {
-    let start = Timestamp::now();
-    let result = outbound
-        .send(SignedRequest {
-            endpoint: call.endpoint,
-            secret: call.secret,
-            webhook_id: call.delivery_id,
-            body: call.body,
-            idempotency_key: call.idempotency_key,
-            test: false,
-        })
-        .await;
-    let done = Timestamp::now();
+/// Turns a call's result into its row changes: classification, then schedule or give-up.
+pub fn record_call(
+    policy: &RetryPolicy,
+    call: &Call<'_>,
+    result: CallResult,
+    start: Timestamp,
+    done: Timestamp,
+) -> CallRecord {
     let outcome = classify(&result);
     let status_code = result.status_code();
-    let (error, excerpt, retry_after) = match &result.response {
+    let duration_ms = i64::try_from(result.duration.as_millis()).ok();
+    let (error, excerpt, retry_after) = match result.response {
         Ok(r) => (
             String::new(),
-            r.excerpt.clone(),
+            r.excerpt,
             r.retry_after
                 .as_deref()
                 .and_then(|v| backoff::parse_retry_after(v, done.as_datetime())),
@@ -101,29 +91,18 @@ pub async fn make(outbound: &Outbound, policy: &RetryPolicy, call: Call<'_>) -> 
         done: done.as_datetime(),
     };
     let attempts_made = u64::try_from(call.attempt_number).unwrap_or(1);
-    let next = backoff::after_call(policy, attempts_made, &times, outcome, retry_after);
-    let (status, next_attempt_at, last_error) = match next {
-        Next::Succeeded => ("succeeded", None, String::new()),
-        Next::Retry { at } => ("pending", Some(Timestamp::from_datetime(at)), error.clone()),
-        Next::Failed { reason } => ("failed", None, fail_message(reason, &error)),
-    };
-    let m = metrics();
-    m.attempts
-        .with_label_values(&[outcome_name(outcome), status_class(status_code)])
-        .inc();
-    m.attempt_duration.observe(result.duration.as_secs_f64());
-    if status != "pending" {
-        m.deliveries.with_label_values(&[status]).inc();
-    }
-    if status == "failed" {
-        tracing::info!(
-            delivery.id = call.delivery_id,
-            last_status_code = status_code,
-            last_error = %last_error,
-            "delivery failed"
-        );
-    }
-    Made {
+    let (status, next_attempt_at, last_error) =
+        match backoff::after_call(policy, attempts_made, &times, outcome, retry_after) {
+            Next::Succeeded => (DeliveryStatus::Succeeded, None, String::new()),
+            Next::Retry { at } => (
+                DeliveryStatus::Pending,
+                Some(Timestamp::from_datetime(at)),
+                error.clone(),
+            ),
+            Next::Failed { reason } => (DeliveryStatus::Failed, None, fail_message(reason, &error)),
+        };
+    CallRecord {
+        outcome,
         status,
         next_attempt_at,
         first_attempt_at: t0,
@@ -136,17 +115,218 @@ pub async fn make(outbound: &Outbound, policy: &RetryPolicy, call: Call<'_>) -> 
             attempt_number: call.attempt_number,
             replay_generation: call.replay_generation,
             endpoint: call.endpoint.to_owned(),
-            outcome: outcome_name(outcome),
+            outcome,
             status_code: i64::from(status_code),
             error,
-            duration_ms: i64::try_from(result.duration.as_millis()).ok(),
+            duration_ms,
             response_excerpt: excerpt,
             created_at: DbTime(done),
         },
     }
 }
 
+/// Sends the call and records what it makes of the delivery.
+pub async fn make(outbound: &Outbound, policy: &RetryPolicy, call: Call<'_>) -> CallRecord {
+    let start = Timestamp::now();
+    let result = outbound
+        .send(SignedRequest {
+            endpoint: call.endpoint,
+            secret: call.secret,
+            webhook_id: call.delivery_id,
+            body: call.body,
+            idempotency_key: call.idempotency_key,
+            test: false,
+        })
+        .await;
+    let done = Timestamp::now();
+    let m = metrics();
+    m.attempt_duration.observe(result.duration.as_secs_f64());
+    let record = record_call(policy, &call, result, start, done);
+    m.attempts
+        .with_label_values(&[
+            record.outcome.as_str(),
+            status_class(u16::try_from(record.attempt.status_code).unwrap_or(0)),
+        ])
+        .inc();
+    record
+}
+
+/// A delivery written with its first call's result.
+pub fn first_attempt(
+    event: &Event,
+    event_id: &str,
+    config_id: &str,
+    id: String,
+    made: CallRecord,
+) -> FirstAttempt {
+    let created = DbTime(made.first_attempt_at);
+    FirstAttempt {
+        delivery: NewDelivery {
+            id,
+            event_id: event_id.to_owned(),
+            idempotency_key: event.idempotency_key.clone(),
+            config_id: config_id.to_owned(),
+            event_type: event.event_type.clone(),
+            payload: String::from_utf8_lossy(&event.body).into_owned(),
+            status: made.status,
+            attempt_count: 1,
+            first_attempt_at: Some(created),
+            next_attempt_at: made.next_attempt_at.map(DbTime),
+            claimed_at: None,
+            last_attempt_at: Some(DbTime(made.last_attempt_at)),
+            last_status_code: made.last_status_code,
+            last_error: made.last_error,
+            replay_generation: 0,
+            created_at: created,
+            updated_at: created,
+        },
+        attempt: Some(made.attempt),
+    }
+}
+
+/// A delivery written `pending` without a call (spec §10.1, §10.2): due at `due`, no attempt,
+/// its retry window not started (the sweep's first call starts it).
+pub fn deferred(event: &Event, event_id: &str, config_id: &str, id: String, due: Timestamp) -> FirstAttempt {
+    let now = DbTime(Timestamp::now());
+    FirstAttempt {
+        delivery: NewDelivery {
+            id,
+            event_id: event_id.to_owned(),
+            idempotency_key: event.idempotency_key.clone(),
+            config_id: config_id.to_owned(),
+            event_type: event.event_type.clone(),
+            payload: String::from_utf8_lossy(&event.body).into_owned(),
+            status: DeliveryStatus::Pending,
+            attempt_count: 0,
+            first_attempt_at: None,
+            next_attempt_at: Some(DbTime(due)),
+            claimed_at: None,
+            last_attempt_at: None,
+            last_status_code: None,
+            last_error: String::new(),
+            replay_generation: 0,
+            created_at: now,
+            updated_at: now,
+        },
+        attempt: None,
+    }
+}
+
+/// The completion of a claimed delivery's call.
+pub fn completion(
+    delivery_id: String,
+    config_id: String,
+    claimed_at: Timestamp,
+    made_so_far: i64,
+    made: CallRecord,
+) -> Completion {
+    Completion {
+        delivery_id,
+        config_id,
+        claimed_at,
+        status: made.status,
+        attempt_count: made_so_far + 1,
+        next_attempt_at: made.next_attempt_at,
+        last_attempt_at: Some(made.last_attempt_at),
+        last_status_code: made.last_status_code,
+        last_error: made.last_error,
+        attempt: Some(made.attempt),
+    }
+}
+
 /// The lease after which a `delivering` row counts as abandoned (spec §5.4).
 pub fn lease(http_timeout: Duration) -> Duration {
     (http_timeout * 2).max(Duration::from_secs(60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::Response;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            abort_after: Duration::from_secs(3),
+            max_attempts: 0,
+        }
+    }
+
+    fn call() -> Call<'static> {
+        Call {
+            delivery_id: "d",
+            endpoint: "http://x/h",
+            secret: "s",
+            body: b"{}",
+            idempotency_key: "",
+            attempt_number: 1,
+            replay_generation: 0,
+            t0: None,
+            due: None,
+        }
+    }
+
+    fn result(response: Result<Response, Transport>) -> CallResult {
+        CallResult {
+            response,
+            duration: Duration::from_millis(7),
+        }
+    }
+
+    fn response(status: u16, excerpt: &str) -> Result<Response, Transport> {
+        Ok(Response {
+            status,
+            excerpt: excerpt.to_owned(),
+            retry_after: None,
+        })
+    }
+
+    #[test]
+    fn a_call_result_becomes_the_delivery_state_and_attempt_row() {
+        let t = Timestamp::now();
+        let ok = record_call(&policy(), &call(), result(response(204, "fine")), t, t);
+        assert_eq!(
+            (ok.outcome, ok.status, ok.next_attempt_at),
+            (AttemptOutcome::Succeeded, DeliveryStatus::Succeeded, None)
+        );
+        assert_eq!(ok.attempt.response_excerpt, "fine");
+        assert_eq!(ok.attempt.duration_ms, Some(7));
+        let retry = record_call(&policy(), &call(), result(response(500, "")), t, t);
+        assert_eq!(
+            (retry.outcome, retry.status),
+            (AttemptOutcome::RetryableFailure, DeliveryStatus::Pending)
+        );
+        assert!(retry.next_attempt_at.is_some_and(|n| n > t));
+        assert_eq!(retry.last_status_code, Some(500));
+        let gone = record_call(&policy(), &call(), result(response(410, "")), t, t);
+        assert_eq!(
+            (gone.outcome, gone.status),
+            (AttemptOutcome::PermanentFailure, DeliveryStatus::Failed)
+        );
+        let ssrf = record_call(
+            &policy(),
+            &call(),
+            result(Err(Transport::AddressNotAllowed)),
+            t,
+            t,
+        );
+        assert_eq!(
+            (ssrf.outcome, ssrf.status, ssrf.last_status_code),
+            (AttemptOutcome::PermanentFailure, DeliveryStatus::Failed, None)
+        );
+        assert_eq!(ssrf.last_error, "endpoint address not allowed");
+        let reset = record_call(
+            &policy(),
+            &call(),
+            result(Err(Transport::Failed("connect error: reset".into()))),
+            t,
+            t,
+        );
+        assert_eq!(
+            (reset.outcome, reset.attempt.status_code),
+            (AttemptOutcome::RetryableFailure, 0)
+        );
+        assert_eq!(reset.attempt.error, "connect error: reset");
+    }
 }

@@ -1,11 +1,15 @@
 //! The in-memory index of active configs that matching reads (no database query per event).
 //!
-//! It follows changes three ways: a signal from the API of this process (`serve --worker`) or
-//! from the store's PostgreSQL listener (other processes' changes, within milliseconds); a check
-//! every 250 ms of the store's config generation, or of the configs table's fingerprint while
-//! the store does not follow every change; and a full reload every minute as a safety net.
+//! It follows changes four ways: before each record is matched, a check that no config change
+//! was learnt of since the last load (an atomic read; a change made through this process's API
+//! is thus seen by the next record matched after the API answered); a signal from the API of
+//! this process (`serve --worker`) or from the store's PostgreSQL listener (other processes'
+//! changes, within milliseconds); a check every 250 ms of the store's config generation, or of
+//! the configs table's fingerprint while the store does not follow every change; and a full
+//! reload every minute as a safety net.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -61,6 +65,8 @@ enum Seen {
 #[derive(Debug, Default)]
 pub struct ConfigCache {
     index: RwLock<Arc<Index>>,
+    /// [`Store::config_changes_seen`] when the index was last loaded.
+    loaded_at_change: AtomicU64,
 }
 
 impl ConfigCache {
@@ -73,10 +79,7 @@ impl ConfigCache {
         let wild = index
             .wildcards
             .iter()
-            .filter(|(prefix, _)| {
-                event_type.starts_with(prefix.as_str()) && event_type.len() > prefix.len()
-                    || prefix.is_empty()
-            })
+            .filter(|(prefix, _)| event_type.starts_with(prefix.as_str()))
             .map(|(_, c)| c);
         for config in exact.chain(wild) {
             if seen.insert(config.id.as_str()) {
@@ -84,6 +87,18 @@ impl ConfigCache {
             }
         }
         out
+    }
+
+    /// Ids of the configs in the index.
+    pub fn ids(&self) -> HashSet<String> {
+        let index = self.index.read().map(|i| Arc::clone(&i)).unwrap_or_default();
+        index
+            .exact
+            .values()
+            .flatten()
+            .chain(index.wildcards.iter().map(|(_, c)| c))
+            .map(|c| c.id.clone())
+            .collect()
     }
 
     fn replace(&self, configs: Vec<Config>) {
@@ -95,9 +110,23 @@ impl ConfigCache {
 
     /// Loads once (errors propagate: the worker cannot match without configs).
     pub async fn load(&self, store: &Store) -> Result<(), crate::store::StoreError> {
+        // Read before loading: a change after this point makes the next check reload again.
+        let seen = store.config_changes_seen();
         let configs = store.run(|q| Ok(q.active_configs()?)).await?;
         self.replace(configs);
+        self.loaded_at_change.store(seen, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Reloads first when this process learnt of a config change since the last load (spec
+    /// §2.5, §4.4). A failed reload keeps the current index; it is tried again next time.
+    pub async fn ensure_current(&self, store: &Store) {
+        if store.config_changes_seen() == self.loaded_at_change.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Err(e) = self.load(store).await {
+            tracing::error!(error = %crate::telemetry::error_chain(&e), "config cache: reload failed");
+        }
     }
 
     /// Keeps the index current until `shutdown`.
@@ -117,7 +146,7 @@ impl ConfigCache {
                 None => match store.run(|q| Ok(q.configs_fingerprint()?)).await {
                     Ok(f) => Seen::Fingerprint(f),
                     Err(e) => {
-                        tracing::error!(error = %crate::api::errors::error_chain(&e), "config cache: cannot poll configs");
+                        tracing::error!(error = %crate::telemetry::error_chain(&e), "config cache: cannot poll configs");
                         continue;
                     }
                 },
@@ -132,7 +161,7 @@ impl ConfigCache {
                     last_full = Instant::now();
                 }
                 Err(e) => {
-                    tracing::error!(error = %crate::api::errors::error_chain(&e), "config cache: reload failed")
+                    tracing::error!(error = %crate::telemetry::error_chain(&e), "config cache: reload failed")
                 }
             }
         }

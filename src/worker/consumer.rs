@@ -1,30 +1,47 @@
-//! The Kafka consumer (at-least-once) and the first-attempt path.
+//! The Kafka consumer (at-least-once) on its own thread, and the dispatcher that starts each
+//! record's first attempts.
 //!
 //! ```text
-//! recv ─► decode ─► match (cache) ─► per config: permit ─► POST ─► writer ─► durable ─► tracker
-//!   │                                                                                    │
-//!   └──────────────── every 200 ms: store the tracker's committable offsets ◄─────────────┘
+//!  consumer thread:  poll ─► decode ─► tracker: queued ─► channel ─┐        (skipped records
+//!    (rebalance callbacks run here)                                │         finish at once)
+//!  dispatcher task:  ┌─────────────────────────────────────────────┘
+//!                    └► match (cache) ─► per config: admit? ─► call ─► writer ─► durable ─► tracker
+//!                                                    └ defer ─► pending row ─► writer ─► durable ─► tracker
+//!  consumer thread, every 200 ms: store the tracker's committable offsets (auto-committed)
 //! ```
 //! `enable.auto.offset.store=false`: librdkafka's auto-commit only commits offsets we stored,
-//! and we store an offset only once every earlier record of its partition is finished. On
-//! revoke, in-flight work of the revoked partitions is drained before they are given up.
+//! and we store an offset only once every earlier record of its partition is finished.
+//!
+//! librdkafka runs rebalance callbacks inside `poll`, and a revocation must wait until the
+//! revoked partitions' started work is stored (spec §10.4). That wait is why polling has a
+//! thread of its own: it never blocks a thread of the async runtime, so the calls and writes it
+//! waits for keep running even on a single-threaded runtime.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::{self, Call};
+use super::isolation::Admission;
 use super::tracker::{OffsetTracker, PartitionKey};
 use super::writer::Job;
 use super::Shared;
-use crate::domain::event::{decode_record, delivery_id, event_id};
+use crate::domain::event::{decode_record, delivery_id, event_id, Event, SkipReason};
+use crate::domain::time::Timestamp;
 use crate::metrics::metrics;
-use crate::store::model::{FirstAttempt, NewDelivery};
-use crate::store::types::DbTime;
+
+/// Records read ahead of the dispatcher. When it is full the consumer thread waits, so a worker
+/// whose slots are all busy stops reading instead of buffering.
+pub const READ_AHEAD: usize = 512;
+/// How often committable offsets are handed to librdkafka.
+const STORE_EVERY: Duration = Duration::from_millis(200);
+/// How often the consumer-lag gauge is refreshed.
+const LAG_EVERY: Duration = Duration::from_secs(5);
 
 /// librdkafka callbacks: rebalance draining.
 pub struct Context {
@@ -42,6 +59,11 @@ impl ConsumerContext for Context {
             .iter()
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
+        if let Ok(mut t) = self.tracker.lock() {
+            for k in &keys {
+                t.revoke(k);
+            }
+        }
         let deadline = Instant::now() + self.drain_timeout;
         let busy = || {
             self.tracker
@@ -49,10 +71,12 @@ impl ConsumerContext for Context {
                 .map(|t| keys.iter().any(|k| t.in_flight(k) > 0))
                 .unwrap_or(false)
         };
-        // Blocks librdkafka's poll only: the calls and writes finishing this work run elsewhere.
+        // This is the consumer's own thread: the calls and writes finishing this work run on the
+        // async runtime meanwhile.
         while busy() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(5));
         }
+        let drained = !busy();
         store_offsets(consumer, &self.tracker);
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
             tracing::debug!(error = %e, "commit on revoke");
@@ -62,7 +86,19 @@ impl ConsumerContext for Context {
                 t.remove(k);
             }
         }
-        tracing::info!(partitions = keys.len(), "partitions revoked after draining");
+        for (topic, partition) in &keys {
+            let _ = metrics()
+                .kafka_consumer_lag
+                .remove_label_values(&[topic.as_str(), &partition.to_string()]);
+        }
+        if drained {
+            tracing::info!(partitions = keys.len(), "partitions revoked after draining");
+        } else {
+            tracing::warn!(
+                partitions = keys.len(),
+                "partitions revoked before their calls finished; their records will be read again"
+            );
+        }
     }
 }
 
@@ -87,55 +123,88 @@ pub fn store_offsets<C: Consumer<Context>>(consumer: &C, tracker: &Mutex<OffsetT
     }
 }
 
-/// Consumes until `shutdown`, starting each record's first attempts as it goes.
-pub async fn consume(
-    consumer: Arc<StreamConsumer<Context>>,
-    shared: Arc<Shared>,
-    tracker: Arc<Mutex<OffsetTracker>>,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    loop {
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            _ = tick.tick() => store_offsets(&*consumer, &tracker),
-            message = consumer.recv() => match message {
-                Ok(m) => handle(&m, &shared, &tracker).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "kafka consumer error");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
+/// A decoded record on its way to the dispatcher.
+pub struct Record {
+    pub partition: PartitionKey,
+    pub offset: i64,
+    pub event: Event,
+    pub event_id: String,
 }
 
 /// Why a record is skipped: the value's own problem, or its size.
 #[derive(Debug)]
 enum Skip {
-    Invalid(crate::domain::event::SkipReason),
-    TooLarge(usize),
+    Invalid(SkipReason),
+    TooLarge,
 }
 
 impl std::fmt::Display for Skip {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Skip::Invalid(reason) => reason.fmt(f),
-            Skip::TooLarge(limit) => write!(f, "record larger than {limit} bytes"),
+            Skip::TooLarge => f.write_str("record too large"),
         }
     }
 }
 
-async fn handle(m: &BorrowedMessage<'_>, shared: &Arc<Shared>, tracker: &Mutex<OffsetTracker>) {
+/// Polls until `stop` (or until the dispatcher is gone), on the calling thread.
+pub fn poll(
+    consumer: &BaseConsumer<Context>,
+    tracker: &Mutex<OffsetTracker>,
+    tx: &mpsc::Sender<Record>,
+    max_record_bytes: usize,
+    stop: &CancellationToken,
+) {
+    let mut stored = Instant::now();
+    while !stop.is_cancelled() {
+        match consumer.poll(Duration::from_millis(50)) {
+            None => {}
+            Some(Ok(m)) => {
+                if let Some(record) = read(&m, tracker, max_record_bytes) {
+                    // Full: wait for the dispatcher (back-pressure). Gone: the worker stops.
+                    if tx.blocking_send(record).is_err() {
+                        return;
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "kafka consumer error");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        if stored.elapsed() >= STORE_EVERY {
+            store_offsets(consumer, tracker);
+            stored = Instant::now();
+        }
+    }
+}
+
+/// Decodes a record; a skipped one is logged, counted and finished here (spec §4.2).
+fn read(m: &BorrowedMessage<'_>, tracker: &Mutex<OffsetTracker>, max_record_bytes: usize) -> Option<Record> {
     let key: PartitionKey = (m.topic().to_owned(), m.partition());
     let offset = m.offset();
     let decoded = match m.payload() {
-        Some(v) if v.len() > shared.max_record_bytes => Err(Skip::TooLarge(shared.max_record_bytes)),
+        Some(v) if v.len() > max_record_bytes => Err(Skip::TooLarge),
         payload => decode_record(payload).map_err(Skip::Invalid),
     };
-    let event = match decoded {
-        Ok(e) => e,
+    match decoded {
+        Ok(event) => {
+            let header = m.headers().and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == "_watermill_message_uuid")
+                    .and_then(|h| h.value)
+            });
+            let event_id = event_id(header, &key.0, key.1, offset);
+            if let Ok(mut t) = tracker.lock() {
+                t.queue(&key, offset);
+            }
+            Some(Record {
+                partition: key,
+                offset,
+                event,
+                event_id,
+            })
+        }
         Err(reason) => {
             tracing::warn!(topic = %key.0, partition = key.1, offset, %reason, "skipping record");
             metrics()
@@ -143,44 +212,142 @@ async fn handle(m: &BorrowedMessage<'_>, shared: &Arc<Shared>, tracker: &Mutex<O
                 .with_label_values(&[key.0.as_str(), "invalid"])
                 .inc();
             if let Ok(mut t) = tracker.lock() {
-                t.register(&key, offset, 0);
+                t.finish_record(&key, offset);
             }
-            return;
+            None
         }
-    };
-    let header = m.headers().and_then(|h| {
-        h.iter()
-            .find(|h| h.key == "_watermill_message_uuid")
-            .and_then(|h| h.value)
-    });
-    let event_id = event_id(header, &key.0, key.1, offset);
-    let configs = shared.cache.matching(&event.event_type);
-    tracing::debug!(topic = %key.0, partition = key.1, offset, event.id = %event_id, matched = configs.len(), "record");
-    let outcome = if configs.is_empty() {
-        "unmatched"
-    } else {
-        "matched"
-    };
-    metrics()
-        .events_consumed
-        .with_label_values(&[key.0.as_str(), outcome])
-        .inc();
-    if let Ok(mut t) = tracker.lock() {
-        t.register(&key, offset, configs.len());
     }
-    if configs.is_empty() {
+}
+
+/// Refreshes `webhooks_kafka_consumer_lag` every few seconds until `stop`. Its questions go to
+/// the brokers, so it runs on the blocking pool, one refresh at a time, beside the polling.
+pub async fn follow_lag(consumer: Arc<BaseConsumer<Context>>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(LAG_EVERY) => {}
+        }
+        let consumer = Arc::clone(&consumer);
+        let _ = tokio::task::spawn_blocking(move || refresh_lag(&consumer)).await;
+    }
+}
+
+/// High watermark − committed offset of each owned partition.
+fn refresh_lag(consumer: &BaseConsumer<Context>) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    if assignment.count() == 0 {
         return;
     }
+    let Ok(committed) = consumer.committed_offsets(assignment, Duration::from_secs(2)) else {
+        return;
+    };
+    for e in committed.elements() {
+        let Ok((low, high)) = consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1))
+        else {
+            continue;
+        };
+        let from = match e.offset() {
+            Offset::Offset(o) => o,
+            // Nothing committed yet: everything retained is still to be read.
+            _ => low.max(0),
+        };
+        metrics()
+            .kafka_consumer_lag
+            .with_label_values(&[e.topic(), &e.partition().to_string()])
+            .set((high - from).max(0));
+    }
+}
+
+/// Starts each record's first attempts, until `stop` or the end of the consumer.
+pub async fn dispatch(
+    mut rx: mpsc::Receiver<Record>,
+    shared: Arc<Shared>,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let record = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            record = rx.recv() => match record {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        if !handle(record, &shared, &tracker, &stop).await {
+            return;
+        }
+    }
+}
+
+/// Matches a record and starts or defers its deliveries; false when stopping.
+async fn handle(
+    record: Record,
+    shared: &Arc<Shared>,
+    tracker: &Mutex<OffsetTracker>,
+    stop: &CancellationToken,
+) -> bool {
+    shared.cache.ensure_current(&shared.store).await;
+    let configs = shared.cache.matching(&record.event.event_type);
+    let Record {
+        partition,
+        offset,
+        event,
+        event_id,
+    } = record;
+    let started = tracker
+        .lock()
+        .map(|mut t| t.start(&partition, offset, configs.len()))
+        .unwrap_or(false);
+    if !started {
+        // Its partition was revoked meanwhile: the next owner reads it.
+        return true;
+    }
+    tracing::debug!(topic = %partition.0, partition = partition.1, offset, event.id = %event_id, matched = configs.len(), "record");
+    metrics()
+        .events_consumed
+        .with_label_values(&[
+            partition.0.as_str(),
+            if configs.is_empty() {
+                "unmatched"
+            } else {
+                "matched"
+            },
+        ])
+        .inc();
     let event = Arc::new((event, event_id));
     for config in configs {
-        // Back-pressure: with every slot busy, consumption waits here.
-        let Ok(permit) = Arc::clone(&shared.permits).acquire_owned().await else {
-            return;
+        let (ev, ev_id) = &*event;
+        let id = delivery_id(ev_id, &config.id);
+        let ack = Some((partition.clone(), offset));
+        let slot = match shared.isolation.admit(&config.id, Timestamp::now()) {
+            Admission::Defer { due, reason } => {
+                metrics()
+                    .deliveries_deferred
+                    .with_label_values(&[reason.as_str()])
+                    .inc();
+                let row = attempt::deferred(ev, ev_id, &config.id, id, due);
+                if shared.writer.send(Job::first(row, ack)).await.is_err() {
+                    return false;
+                }
+                continue;
+            }
+            Admission::Call(permit) => shared.isolation.slot(&config.id, permit),
         };
-        let (shared, event, key) = (Arc::clone(shared), Arc::clone(&event), key.clone());
+        // Back-pressure: with every global slot busy, consumption waits here.
+        let permit = tokio::select! {
+            biased;
+            () = stop.cancelled() => return false,
+            permit = Arc::clone(&shared.permits).acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => return false,
+            },
+        };
+        let (shared, event) = (Arc::clone(shared), Arc::clone(&event));
         tokio::spawn(async move {
             let (event, event_id) = &*event;
-            let id = delivery_id(event_id, &config.id);
             let made = attempt::make(
                 &shared.outbound,
                 &shared.policy,
@@ -197,38 +364,14 @@ async fn handle(m: &BorrowedMessage<'_>, shared: &Arc<Shared>, tracker: &Mutex<O
                 },
             )
             .await;
-            let created = DbTime(made.first_attempt_at);
-            let row = FirstAttempt {
-                delivery: NewDelivery {
-                    id,
-                    event_id: event_id.clone(),
-                    idempotency_key: event.idempotency_key.clone(),
-                    config_id: config.id.clone(),
-                    event_type: event.event_type.clone(),
-                    payload: String::from_utf8_lossy(&event.body).into_owned(),
-                    status: made.status,
-                    attempt_count: 1,
-                    first_attempt_at: Some(created),
-                    next_attempt_at: made.next_attempt_at.map(DbTime),
-                    claimed_at: None,
-                    last_attempt_at: Some(DbTime(made.last_attempt_at)),
-                    last_status_code: made.last_status_code,
-                    last_error: made.last_error,
-                    replay_generation: 0,
-                    created_at: created,
-                    updated_at: created,
-                },
-                attempt: made.attempt,
-            };
-            let _ = shared
-                .writer
-                .send(Job::First {
-                    row: Box::new(row),
-                    partition: key,
-                    offset,
-                })
-                .await;
+            shared
+                .isolation
+                .record(&config.id, made.outcome, made.done(), &made.attempt.error);
+            let row = attempt::first_attempt(event, event_id, &config.id, id, made);
+            let _ = shared.writer.send(Job::first(row, ack)).await;
+            drop(slot);
             drop(permit);
         });
     }
+    true
 }

@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::api::errors::error_chain;
+use crate::domain::delivery::DeliveryStatus;
 use crate::domain::time::Timestamp;
 use crate::store::{Store, StoreError};
+use crate::telemetry::error_chain;
 
 /// Rows deleted per transaction.
 const BATCH: i64 = 1000;
+/// How long a deleted config is kept when `--retention-failed-delay` is 0 (spec §3).
+const DELETED_CONFIGS: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Idempotency records are honoured for 24 hours (spec §2.7).
 const REPLAY_KEYS: Duration = Duration::from_secs(24 * 3600);
 
@@ -44,7 +47,7 @@ fn before(now: Timestamp, age: Duration) -> Timestamp {
 
 async fn purge_class(
     store: &Store,
-    statuses: &'static [&'static str],
+    statuses: &'static [DeliveryStatus],
     cutoff: Timestamp,
 ) -> Result<usize, StoreError> {
     let mut total = 0;
@@ -64,17 +67,36 @@ impl Retention {
     pub async fn purge_once(&self, store: &Store, now: Timestamp) -> Result<Purged, StoreError> {
         let mut purged = Purged::default();
         if !self.success_delay.is_zero() {
-            purged.succeeded = purge_class(store, &["succeeded"], before(now, self.success_delay)).await?;
+            purged.succeeded = purge_class(
+                store,
+                &[DeliveryStatus::Succeeded],
+                before(now, self.success_delay),
+            )
+            .await?;
         }
         if !self.failed_delay.is_zero() {
-            purged.failed =
-                purge_class(store, &["failed", "cancelled"], before(now, self.failed_delay)).await?;
+            purged.failed = purge_class(
+                store,
+                &[DeliveryStatus::Failed, DeliveryStatus::Cancelled],
+                before(now, self.failed_delay),
+            )
+            .await?;
         }
         let keys_before = before(now, REPLAY_KEYS);
         purged.replay_requests = store
             .run(move |q| Ok(q.purge_replay_requests(keys_before)?))
             .await?;
-        purged.configs = store.run(|q| Ok(q.purge_deleted_configs()?)).await?;
+        // A config is kept for the failed-delay (30 days when that keeps failures forever) after
+        // its deletion: long past any first attempt still in flight for it (spec §3).
+        let config_age = if self.failed_delay.is_zero() {
+            DELETED_CONFIGS
+        } else {
+            self.failed_delay
+        };
+        let deleted_before = before(now, config_age);
+        purged.configs = store
+            .run(move |q| Ok(q.purge_deleted_configs(deleted_before)?))
+            .await?;
         Ok(purged)
     }
 

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::harness::{config_row, first_attempt, Backend, TestApp};
+use crate::harness::{config_row, first_attempt, refs, Backend, TestApp};
 use webhooks::domain::time::Timestamp;
 
 fn minutes_ago(m: i64) -> Timestamp {
@@ -27,7 +27,7 @@ async fn seeded(backend: Backend) -> (TestApp, String, String) {
         .run(move |q| {
             q.insert_config(&a)?;
             q.insert_config(&b)?;
-            q.record_first_attempts(&rows, Timestamp::now())?;
+            q.record_first_attempts(&refs(&rows), Timestamp::now())?;
             Ok(())
         })
         .await

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::both_backends;
 use crate::harness::{eventually, Backend, Mode, Receiver, TestApp, TestDb};
 use crate::kafka::{self, Producer};
+use webhooks::domain::delivery::{AttemptOutcome, DeliveryStatus};
 use webhooks::domain::event::delivery_id;
 use webhooks::store::model::DeliveryRow;
 
@@ -53,7 +54,7 @@ async fn delivery_in(app: &TestApp, config_id: &str, status: &str) -> DeliveryRo
         app.deliveries(config_id)
             .await
             .into_iter()
-            .find(|d| d.status == status)
+            .find(|d| d.status.as_str() == status)
     })
     .await
 }
@@ -113,7 +114,7 @@ both_backends!(
             let rows = eventually(WAIT, "the delivery row", || async {
                 let rows = app.deliveries(&id(config)).await;
                 rows.iter()
-                    .all(|d| d.status == "succeeded")
+                    .all(|d| d.status == DeliveryStatus::Succeeded)
                     .then_some(rows)
                     .filter(|r| !r.is_empty())
             })
@@ -145,7 +146,7 @@ both_backends!(
     malformed_records_are_skipped_and_good_ones_delivered,
     |backend| async move {
         let topic = topic().await;
-        let app = worker_app(backend, &topic, &["--max-request-bytes=1000"]).await;
+        let app = worker_app(backend, &topic, &["--max-record-bytes=1000"]).await;
         let too_large = format!(r#"{{"type":"t","payload":"{}"}}"#, "x".repeat(1000));
         let receiver = Receiver::start(200).await;
         app.create_config(&receiver.url("/h"), &["t"]).await;
@@ -193,7 +194,7 @@ both_backends!(
             app.deliveries(&config_id)
                 .await
                 .into_iter()
-                .find(|d| d.status == "failed")
+                .find(|d| d.status == DeliveryStatus::Failed)
         })
         .await;
         assert_eq!(receiver.count(), 3);
@@ -214,7 +215,7 @@ both_backends!(
         assert_eq!(attempts.len(), 3);
         assert!(attempts
             .iter()
-            .all(|a| a.outcome == "retryable_failure" && a.status_code == 500));
+            .all(|a| a.outcome == AttemptOutcome::RetryableFailure && a.status_code == 500));
     }
 );
 
@@ -403,7 +404,7 @@ both_backends!(
             app.deliveries(&config_id)
                 .await
                 .into_iter()
-                .find(|d| d.status == "pending")
+                .find(|d| d.status == DeliveryStatus::Pending)
         })
         .await;
         assert_eq!(
@@ -446,7 +447,10 @@ both_backends!(inactive_configs_wait_and_resume, |backend| async move {
     })
     .await;
     assert_eq!(receiver.count(), calls, "an inactive config was called");
-    assert_eq!(app.deliveries(&config_id).await[0].status, "pending");
+    assert_eq!(
+        app.deliveries(&config_id).await[0].status,
+        DeliveryStatus::Pending
+    );
     receiver.set_status(200);
     app.request("PUT", &format!("/configs/{config_id}/activate"), None, None)
         .await;

@@ -611,11 +611,13 @@ pub fn config_row() -> webhooks::domain::config::Config {
 pub fn first_attempt(
     config_id: &str,
     index: usize,
-    status: &'static str,
+    status: &str,
     created: webhooks::domain::time::Timestamp,
 ) -> webhooks::store::model::FirstAttempt {
+    use webhooks::domain::delivery::{AttemptOutcome, DeliveryStatus};
     use webhooks::store::model::{FirstAttempt, NewAttempt, NewDelivery};
     use webhooks::store::types::DbTime;
+    let status: DeliveryStatus = status.parse().unwrap_or_else(|e| panic!("{e}"));
     let id = uuid::Uuid::new_v4().to_string();
     let due = webhooks::domain::time::Timestamp::from_datetime(
         created.as_datetime() + chrono::Duration::seconds(5),
@@ -631,7 +633,7 @@ pub fn first_attempt(
             status,
             attempt_count: 1,
             first_attempt_at: Some(DbTime(created)),
-            next_attempt_at: (status == "pending").then_some(DbTime(due)),
+            next_attempt_at: (status == DeliveryStatus::Pending).then_some(DbTime(due)),
             claimed_at: None,
             last_attempt_at: Some(DbTime(created)),
             last_status_code: Some(500),
@@ -640,18 +642,32 @@ pub fn first_attempt(
             created_at: DbTime(created),
             updated_at: DbTime(created),
         },
-        attempt: NewAttempt {
+        attempt: Some(NewAttempt {
             id: uuid::Uuid::new_v4().to_string(),
             delivery_id: id,
             attempt_number: 1,
             replay_generation: 0,
             endpoint: "http://127.0.0.1:1/h".into(),
-            outcome: "retryable_failure",
+            outcome: AttemptOutcome::RetryableFailure,
             status_code: 500,
             error: String::new(),
             duration_ms: Some(1),
             response_excerpt: String::new(),
             created_at: DbTime(created),
-        },
+        }),
+    }
+}
+
+/// A slice's elements by reference (the store's write calls take references).
+pub fn refs<T>(items: &[T]) -> Vec<&T> {
+    items.iter().collect()
+}
+
+/// Claim limits with no per-config restriction.
+pub fn claim_limits(total: i64) -> webhooks::store::ClaimLimits {
+    webhooks::store::ClaimLimits {
+        total,
+        per_config: i64::MAX,
+        capped: Vec::new(),
     }
 }

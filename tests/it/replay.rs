@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::harness::{config_row, first_attempt, Reply, TestApp};
+use crate::harness::{config_row, first_attempt, refs, Reply, TestApp};
 use webhooks::domain::time::Timestamp;
 use webhooks::store::model::FirstAttempt;
 
@@ -20,7 +20,7 @@ async fn seed(app: &TestApp, configs: Vec<webhooks::domain::config::Config>, row
             for c in &configs {
                 q.insert_config(c)?;
             }
-            q.record_first_attempts(&rows, Timestamp::now())?;
+            q.record_first_attempts(&refs(&rows), Timestamp::now())?;
             Ok(())
         })
         .await

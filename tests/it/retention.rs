@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::both_backends;
-use crate::harness::{config_row, first_attempt, TestDb};
+use crate::harness::{config_row, first_attempt, refs, TestDb};
 use webhooks::domain::time::Timestamp;
 use webhooks::store::{Migrations, Store};
 use webhooks::worker::retention::{Purged, Retention};
@@ -38,8 +38,8 @@ both_backends!(purges_old_final_deliveries_only, |backend| async move {
         .run(move |q| {
             q.insert_config(&live)?;
             q.insert_config(&gone)?;
-            q.record_first_attempts(&rows, Timestamp::now())?;
-            q.record_first_attempts(&old_succeeded_of_deleted, Timestamp::now())?;
+            q.record_first_attempts(&refs(&rows), Timestamp::now())?;
+            q.record_first_attempts(&refs(&old_succeeded_of_deleted), Timestamp::now())?;
             Ok(q.delete_config(&gone_id, Timestamp::now())?)
         })
         .await
@@ -54,13 +54,15 @@ both_backends!(purges_old_final_deliveries_only, |backend| async move {
         .purge_once(&store, Timestamp::now())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    // The deleted config lost its last delivery, but was deleted just now: a first attempt
+    // still in flight for it may yet write its delivery, so it stays (spec §3).
     assert_eq!(
         purged,
         Purged {
             succeeded: 2,
             failed: 2,
             replay_requests: 0,
-            configs: 1
+            configs: 0
         }
     );
     let id = live_id.clone();
@@ -99,8 +101,47 @@ both_backends!(purges_old_final_deliveries_only, |backend| async move {
             Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::days(1000)),
         )
         .await;
-    assert_eq!(again.map(|p| p.succeeded + p.failed).ok(), Some(0));
+    assert_eq!(
+        again.map(|p| (p.succeeded + p.failed, p.configs)).ok(),
+        Some((0, 1)),
+        "once deleted for longer than 30 days (failed delay 0), an unreferenced config goes"
+    );
 });
+
+both_backends!(
+    a_deleted_config_is_kept_for_the_failed_delay,
+    |backend| async move {
+        let db = TestDb::new(backend);
+        let store = Store::open(&db.storage, Migrations::Apply).unwrap_or_else(|e| panic!("{e}"));
+        let config = config_row();
+        let id = config.id.clone();
+        store
+            .run(move |q| {
+                q.insert_config(&config)?;
+                Ok(q.delete_config(&id, Timestamp::now())?)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let retention = Retention {
+            period: Duration::from_secs(HOUR),
+            success_delay: Duration::from_secs(720 * HOUR),
+            failed_delay: Duration::from_secs(48 * HOUR),
+        };
+        let at = |days: i64| Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::days(days));
+        let purged = |days| {
+            let store = store.clone();
+            async move {
+                retention
+                    .purge_once(&store, at(days))
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .configs
+            }
+        };
+        assert_eq!(purged(1).await, 0, "deleted one day ago, failed delay two days");
+        assert_eq!(purged(3).await, 1);
+    }
+);
 
 both_backends!(idempotency_records_expire_after_a_day, |backend| async move {
     let db = TestDb::new(backend);
@@ -111,7 +152,7 @@ both_backends!(idempotency_records_expire_after_a_day, |backend| async move {
     store
         .run(move |q| {
             q.insert_config(&config)?;
-            Ok(q.record_first_attempts(&[row], Timestamp::now())?)
+            Ok(q.record_first_attempts(&[&row], Timestamp::now())?)
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -119,7 +160,7 @@ both_backends!(idempotency_records_expire_after_a_day, |backend| async move {
         let (store, id) = (store.clone(), id.clone());
         async move {
             store
-                .run(move |q| Ok(q.replay_delivery("k", hash, &id, at, &|d| d.status)?))
+                .run(move |q| Ok(q.replay_delivery("k", hash, &id, at, &|d| d.status.as_str().to_owned())?))
                 .await
                 .unwrap_or_else(|e| panic!("{e}"))
         }

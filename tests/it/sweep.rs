@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 
 use crate::both_backends;
-use crate::harness::{config_row, first_attempt, TestDb};
+use crate::harness::{claim_limits, config_row, first_attempt, refs, TestDb};
+use webhooks::domain::delivery::DeliveryStatus;
 use webhooks::domain::time::Timestamp;
 use webhooks::store::model::{Claimed, Completion, FirstAttempt};
 use webhooks::store::{Migrations, Store};
@@ -27,7 +28,7 @@ async fn seed(store: &Store, n: usize) -> String {
     store
         .run(move |q| {
             q.insert_config(&config)?;
-            q.record_first_attempts(&rows, Timestamp::now())?;
+            q.record_first_attempts(&refs(&rows), Timestamp::now())?;
             Ok(())
         })
         .await
@@ -46,7 +47,7 @@ both_backends!(concurrent_claimers_never_share_a_row, |backend| async move {
             let mut mine = Vec::new();
             loop {
                 let batch = store
-                    .run(|q| Ok(q.claim_due(37, Timestamp::now())?))
+                    .run(|q| Ok(q.claim_due(&claim_limits(37), Timestamp::now())?))
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
                 if batch.is_empty() {
@@ -69,7 +70,7 @@ both_backends!(concurrent_claimers_never_share_a_row, |backend| async move {
 async fn three_claimed(store: &Store) -> Vec<Claimed> {
     seed(store, 3).await;
     let claimed = store
-        .run(|q| Ok(q.claim_due(10, Timestamp::now())?))
+        .run(|q| Ok(q.claim_due(&claim_limits(10), Timestamp::now())?))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(claimed.len(), 3);
@@ -81,7 +82,7 @@ both_backends!(stale_claims_return_to_pending, |backend| async move {
     let store = open(&db);
     let claimed = three_claimed(&store).await;
     let again = store
-        .run(|q| Ok(q.claim_due(10, Timestamp::now())?))
+        .run(|q| Ok(q.claim_due(&claim_limits(10), Timestamp::now())?))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(again.is_empty(), "leased rows were claimed again");
@@ -90,15 +91,15 @@ both_backends!(stale_claims_return_to_pending, |backend| async move {
         .run(|q| Ok(q.recover_stale(ago(60), Timestamp::now())?))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(kept, 0);
+    assert_eq!(kept, (0, 0));
     let cutoff = Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::seconds(1));
     let recovered = store
         .run(move |q| Ok(q.recover_stale(cutoff, Timestamp::now())?))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(recovered, 3);
+    assert_eq!(recovered, (3, 0));
     let reclaimed = store
-        .run(|q| Ok(q.claim_due(10, Timestamp::now())?))
+        .run(|q| Ok(q.claim_due(&claim_limits(10), Timestamp::now())?))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(reclaimed.len(), 3);
@@ -106,8 +107,9 @@ both_backends!(stale_claims_return_to_pending, |backend| async move {
     let stale = claimed[0].clone();
     let completion = Completion {
         delivery_id: stale.id.clone(),
+        config_id: stale.config_id.clone(),
         claimed_at: stale.claimed_at.map(|t| t.0).unwrap_or_else(Timestamp::now),
-        status: "succeeded",
+        status: DeliveryStatus::Succeeded,
         attempt_count: 2,
         next_attempt_at: None,
         last_attempt_at: Some(Timestamp::now()),
@@ -116,10 +118,10 @@ both_backends!(stale_claims_return_to_pending, |backend| async move {
         attempt: None,
     };
     let applied = store
-        .run(move |q| Ok(q.complete_claims(&[completion], Timestamp::now())?))
+        .run(move |q| Ok(q.complete_claims(&[&completion], Timestamp::now())?))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(applied, 0, "a stale lease overwrote a newer claim");
+    assert!(applied.ids.is_empty(), "a stale lease overwrote a newer claim");
 });
 
 both_backends!(a_batch_of_completions_settles_each_lease, |backend| async move {
@@ -129,7 +131,9 @@ both_backends!(a_batch_of_completions_settles_each_lease, |backend| async move {
     let lease = |i: usize| claimed[i].claimed_at.map(|t| t.0).unwrap_or_else(Timestamp::now);
     let called_at = Timestamp::now();
     let next = Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::seconds(30));
-    let mut retried_call = first_attempt(&claimed[0].config_id, 9, "pending", called_at).attempt;
+    let mut retried_call = first_attempt(&claimed[0].config_id, 9, "pending", called_at)
+        .attempt
+        .unwrap_or_else(|| panic!("no attempt"));
     retried_call.delivery_id = claimed[0].id.clone();
     retried_call.attempt_number = 2;
     retried_call.status_code = 0;
@@ -137,8 +141,9 @@ both_backends!(a_batch_of_completions_settles_each_lease, |backend| async move {
         // A call that failed without a response: retried later, no status code.
         Completion {
             delivery_id: claimed[0].id.clone(),
+            config_id: claimed[0].config_id.clone(),
             claimed_at: lease(0),
-            status: "pending",
+            status: DeliveryStatus::Pending,
             attempt_count: 2,
             next_attempt_at: Some(next),
             last_attempt_at: Some(called_at),
@@ -149,8 +154,9 @@ both_backends!(a_batch_of_completions_settles_each_lease, |backend| async move {
         // Given up before calling: the last call's facts stay.
         Completion {
             delivery_id: claimed[1].id.clone(),
+            config_id: claimed[1].config_id.clone(),
             claimed_at: lease(1),
-            status: "failed",
+            status: DeliveryStatus::Failed,
             attempt_count: 1,
             next_attempt_at: None,
             last_attempt_at: None,
@@ -161,8 +167,9 @@ both_backends!(a_batch_of_completions_settles_each_lease, |backend| async move {
         // Another worker's lease (a different claimed_at): ignored.
         Completion {
             delivery_id: claimed[2].id.clone(),
+            config_id: claimed[2].config_id.clone(),
             claimed_at: ago(3600),
-            status: "succeeded",
+            status: DeliveryStatus::Succeeded,
             attempt_count: 2,
             next_attempt_at: None,
             last_attempt_at: Some(called_at),
@@ -172,10 +179,10 @@ both_backends!(a_batch_of_completions_settles_each_lease, |backend| async move {
         },
     ];
     let applied = store
-        .run(move |q| Ok(q.complete_claims(&batch, Timestamp::now())?))
+        .run(move |q| Ok(q.complete_claims(&refs(&batch), Timestamp::now())?))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(applied, 2);
+    assert_eq!(applied.ids.len(), 2);
     let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
     let (rows, attempts) = store
         .run(move |q| {
@@ -191,7 +198,7 @@ both_backends!(a_batch_of_completions_settles_each_lease, |backend| async move {
         .unwrap_or_else(|e| panic!("{e}"));
 
     let retried = &rows[0];
-    assert_eq!(retried.status, "pending");
+    assert_eq!(retried.status, DeliveryStatus::Pending);
     assert_eq!(retried.attempt_count, 2);
     assert_eq!(retried.next_attempt_at.map(|t| t.0), Some(next));
     assert_eq!(retried.last_attempt_at.map(|t| t.0), Some(called_at));
@@ -200,7 +207,7 @@ both_backends!(a_batch_of_completions_settles_each_lease, |backend| async move {
     assert_eq!(retried.claimed_at, None);
 
     let given_up = &rows[1];
-    assert_eq!(given_up.status, "failed");
+    assert_eq!(given_up.status, DeliveryStatus::Failed);
     assert_eq!(given_up.attempt_count, 1);
     assert_eq!(given_up.next_attempt_at, None);
     assert_eq!(
@@ -215,7 +222,11 @@ both_backends!(a_batch_of_completions_settles_each_lease, |backend| async move {
     assert_eq!(given_up.last_error, "abort-after elapsed");
 
     let other = &rows[2];
-    assert_eq!(other.status, "delivering", "another worker's lease was settled");
+    assert_eq!(
+        other.status,
+        DeliveryStatus::Delivering,
+        "another worker's lease was settled"
+    );
     assert_eq!(other.claimed_at.map(|t| t.0), Some(lease(2)));
 
     assert_eq!(attempts, vec![2, 1, 1], "attempt rows per delivery");

@@ -1,0 +1,1 @@
+ALTER TABLE configs DROP COLUMN failing_since;
