@@ -58,7 +58,9 @@ async function route({ focus = true } = {}) {
   const heading = main.querySelector('h1');
   if (focus && heading) heading.focus();
   const cleanup = await Promise.resolve(pending).catch((e) => {
-    if (ctx.alive()) main.append(failure(e));
+    if (!ctx.alive()) return;
+    for (const el of main.querySelectorAll('.loading')) el.remove();
+    main.append(failure(e));
   });
   if (typeof cleanup === 'function') {
     if (ctx.alive()) cleanups.push(cleanup);

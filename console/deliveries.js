@@ -56,7 +56,7 @@ export async function deliveryList(main, ctx) {
   const trail = trails.get(filterKey);
   if (!cursor) trail.length = 0;
 
-  const results = h('div', { id: 'delivery-results' }, h('p', { class: 'muted' }, 'Loading…'));
+  const results = h('div', { id: 'delivery-results' }, h('p', { class: 'muted loading' }, 'Loading…'));
   const bulk = h('section', { 'aria-labelledby': 'bulk-title', class: 'bulk' });
   const filterForm = h('form', { role: 'search', 'aria-label': 'Filter deliveries', class: 'filters', novalidate: true });
   fill(main,
@@ -263,7 +263,7 @@ const POLL_MS = 1500;
 
 export async function deliveryDetail(main, ctx) {
   const id = ctx.params[0];
-  const content = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  const content = h('div', {}, h('p', { class: 'muted loading' }, 'Loading…'));
   fill(main, h('h1', { tabindex: '-1' }, 'Delivery ', h('span', { class: 'sub' }, h('code', {}, id))), content);
   let delivery;
   try {

@@ -72,7 +72,7 @@ function eventTypes(config) {
 // ---- list -----------------------------------------------------------------------------------
 
 export async function endpointList(main, ctx) {
-  const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  const body = h('div', {}, h('p', { class: 'muted loading' }, 'Loading…'));
   fill(main,
     h('div', { class: 'page-head' },
       h('h1', { tabindex: '-1' }, 'Endpoints'),
@@ -207,7 +207,7 @@ export function endpointNew(main, ctx) {
 export async function endpointDetail(main, ctx) {
   const id = ctx.params[0];
   const heading = h('h1', { tabindex: '-1' }, 'Endpoint');
-  const content = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  const content = h('div', {}, h('p', { class: 'muted loading' }, 'Loading…'));
   fill(main, heading, content);
   let config = await configs.get(id);
   if (!ctx.alive()) return;
@@ -332,7 +332,7 @@ export async function endpointDetail(main, ctx) {
     recent);
   render();
 
-  fill(recent, h('h2', { id: 'recent-title' }, `Newest ${RECENT} deliveries`), h('p', { class: 'muted' }, 'Loading…'));
+  fill(recent, h('h2', { id: 'recent-title' }, `Newest ${RECENT} deliveries`), h('p', { class: 'muted loading' }, 'Loading…'));
   const page = await deliveries.list({ configId: config.id, pageSize: RECENT });
   if (!ctx.alive()) return;
   const stats = recentStats(page.data);

@@ -85,6 +85,7 @@ impl Driver {
             .unwrap_or_else(|| panic!("no Chromium binary: {INSTALL}"));
         let caps = serde_json::json!({
             "browserName": "chrome",
+            "goog:loggingPrefs": { "browser": "ALL" },
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": [
@@ -170,6 +171,35 @@ impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
         let body = serde_json::json!({ "cmd": self.0, "params": self.1 });
         (hyper::Method::POST, Some(body.to_string()))
     }
+}
+
+/// The browser's console messages since the last call (chromedriver's log endpoint; needs
+/// `goog:loggingPrefs` in the capabilities).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (hyper::Method, Option<String>) {
+        (hyper::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+    }
+}
+
+/// Errors and warnings the page wrote to the browser's console (CSP violations among them).
+async fn console_problems(b: &Client) -> Vec<String> {
+    let log = b
+        .issue_cmd(BrowserLog)
+        .await
+        .unwrap_or_else(|e| panic!("browser log: {e}"));
+    log.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry["level"] == "SEVERE" || entry["level"] == "WARNING")
+        .map(|entry| entry["message"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 async fn color_scheme(b: &Client, scheme: &str) {
@@ -671,6 +701,8 @@ async fn console_drives_endpoints_and_deliveries() {
         })
         .await;
         assert!(configs(app).await.is_empty());
+        let problems = console_problems(&b).await;
+        assert!(problems.is_empty(), "the browser reported: {problems:#?}");
     })
     .await;
 
