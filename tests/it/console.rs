@@ -24,7 +24,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::harness::{eventually, Backend, Receiver, TestApp, TestDb};
+use crate::harness::{eventually, Backend, Receiver, Reply, TestApp, TestDb};
 use crate::openapi::documented;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -817,4 +817,91 @@ async fn console_assets_are_served_by_serve_only() {
         .get("/console")
         .await
         .assert_error(404, "NOT_FOUND", "route not found");
+}
+
+/// With authentication on (spec §11) the page itself loads without a credential, asks for an
+/// API key at the first 401, refuses a wrong key, and works with the right one, which it sends
+/// as a bearer token on every API call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_asks_for_an_api_key() {
+    const KEY: &str = "console-test-key-5f0c2a";
+    let keys = format!("--auth-api-keys={KEY}");
+    let app = TestApp::spawn_with(Backend::Sqlite, &["--auth-enabled", &keys]).await;
+    let proxy = Recorder::start(&app.base).await;
+    let console = format!("{}/console", proxy.base);
+    let app = &app;
+    with_browser("api-key", |b| async move {
+        b.goto(&format!("{console}#/endpoints"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        find(&b, "#key-dialog[open]").await;
+        let focused = b.active_element().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            attr(&focused, "id").await,
+            "key-input",
+            "the key field has the focus"
+        );
+        type_into(&b, "#key-input", "not-the-key").await;
+        click(&b, "#key-submit").await;
+        text_when(&b, "#key-error", "the wrong key to be refused", |t| {
+            t.starts_with("The server refused this key (401 UNAUTHORIZED")
+        })
+        .await;
+        find(&b, "#key-dialog[open]").await;
+        shot(&b, "11-api-key-refused").await;
+
+        type_into(&b, "#key-input", KEY).await;
+        click(&b, "#key-submit").await;
+        text_when(&b, "main", "the endpoint list", |t| t.contains("No endpoint yet")).await;
+        click(&b, "a[href='#/endpoints/new']").await;
+        type_into(&b, "#ep-endpoint", "http://127.0.0.1:9/hook").await;
+        type_into(&b, "#ep-types", "orders.created").await;
+        click(&b, "main form button[type=submit]").await;
+        text_when(&b, "#endpoint-state", "the new endpoint's page", |t| {
+            t == "active"
+        })
+        .await;
+        let listed = app
+            .client
+            .get(format!("{}/configs", app.base))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let listed = Reply::read(listed).await.json();
+        assert_eq!(listed["cursor"]["data"][0]["endpoint"], "http://127.0.0.1:9/hook");
+
+        // Forgetting the key: the next call is refused and the console asks again.
+        click(&b, "#key-forget").await;
+        find(&b, "#key-dialog[open]").await;
+    })
+    .await;
+
+    let seen = proxy.seen();
+    documented_operations(&seen);
+    let right = format!("Bearer {KEY}");
+    for s in &seen {
+        let expected = if is_console_asset(&s.path) || s.path == "/_info" || s.path == "/metrics" {
+            "open"
+        } else if s.authorization.as_deref() == Some(right.as_str()) {
+            "accepted"
+        } else {
+            "refused"
+        };
+        match expected {
+            "open" => assert!(s.status == 200 || s.status == 304, "{s:?}"),
+            "accepted" => assert!((200..300).contains(&s.status), "{s:?}"),
+            _ => assert_eq!(s.status, 401, "{s:?}"),
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|s| s.authorization.as_deref() == Some("Bearer not-the-key")),
+        "the wrong key was tried"
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s.method == "POST" && s.path == "/configs" && s.status == 200),
+        "the endpoint was created with the key"
+    );
 }
