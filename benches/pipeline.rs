@@ -555,8 +555,10 @@ async fn http_ceiling(receiver: &Receiver, requests: usize) -> anyhow::Result<f6
                     let id = uuid::Uuid::new_v4().to_string();
                     let result = outbound
                         .send(SignedRequest {
+                            traceparent: None,
                             endpoint: &url,
                             secret: SECRET,
+                            previous_secret: None,
                             webhook_id: &id,
                             body: &body,
                             idempotency_key: "",
@@ -811,6 +813,7 @@ async fn add_configs(db: &Db, endpoint: &str, n: usize) -> anyhow::Result<Vec<St
             name: None,
             created_at: Timestamp::now(),
             updated_at: Timestamp::now(),
+            previous_secret: None,
         })
         .collect();
     let ids = configs.iter().map(|c| c.id.clone()).collect();

@@ -89,6 +89,8 @@ pub struct HttpSettings {
     pub timeout: Duration,
     pub max_response_bytes: usize,
     pub address_policy: AddressPolicy,
+    /// Which signature header set each call carries (spec §4.6).
+    pub signature_headers: SignatureHeaders,
 }
 
 /// Retry schedule (spec §5).
@@ -151,10 +153,11 @@ pub struct Settings {
     pub max_record_bytes: usize,
     /// Upper bound of a graceful stop (spec §1.5).
     pub shutdown_timeout: Duration,
-    pub signature_headers: SignatureHeaders,
     /// How long a replaced secret keeps signing (spec §2.5); zero = not at all.
     pub secret_overlap: Duration,
     pub auth: AuthSettings,
+    /// Trace export; None when tracing is off.
+    pub traces: Option<crate::telemetry::TraceSettings>,
     pub auto_migrate: bool,
     pub publisher_kafka_enabled: bool,
     pub publisher_queue_group: String,
@@ -236,6 +239,7 @@ impl Settings {
             "both" => SignatureHeaders::Both,
             _ => SignatureHeaders::Formance,
         };
+        let traces = trace_settings(&args);
         let kafka_topics: Vec<String> = args
             .kafka_topics
             .iter()
@@ -266,6 +270,7 @@ impl Settings {
                     args.allow_private_endpoints,
                     args.allowed_endpoint_cidrs.clone(),
                 ),
+                signature_headers,
             },
             delivery_concurrency: to_usize(args.delivery_concurrency),
             isolation: IsolationSettings {
@@ -277,7 +282,6 @@ impl Settings {
             max_request_bytes: to_usize(args.max_request_bytes),
             max_record_bytes: to_usize(args.max_record_bytes),
             shutdown_timeout: args.shutdown_timeout.0,
-            signature_headers,
             secret_overlap: args.secret_overlap.0,
             auth: AuthSettings {
                 enabled: args.auth.auth_enabled,
@@ -287,6 +291,7 @@ impl Settings {
                 service: args.auth.auth_service.clone(),
                 api_keys: args.auth.auth_api_keys.clone(),
             },
+            traces,
             auto_migrate: args.auto_migrate,
             publisher_kafka_enabled: args.publisher_kafka_enabled,
             publisher_queue_group: args.publisher_queue_group.clone(),
@@ -295,6 +300,36 @@ impl Settings {
             args,
         })
     }
+}
+
+/// Tracing is on with `--otel-traces` or any `--otel-traces-exporter` (spec §1.3, v2.5 rule);
+/// without an exporter it is `stdout`; `jaeger` is OTLP to the Jaeger collector's endpoint.
+fn trace_settings(args: &ServeArgs) -> Option<crate::telemetry::TraceSettings> {
+    use crate::telemetry::traces::{Exporter, TraceSettings};
+    if !args.otel_traces && args.otel_traces_exporter.is_empty() {
+        return None;
+    }
+    let otlp = |endpoint: &str| Exporter::Otlp {
+        http: args.otel_traces_exporter_otlp_mode == "http",
+        endpoint: endpoint.trim().to_owned(),
+        insecure: args.otel_traces_exporter_otlp_insecure,
+    };
+    let exporter = match args.otel_traces_exporter.as_str() {
+        "otlp" => otlp(&args.otel_traces_exporter_otlp_endpoint),
+        "jaeger" => otlp(&args.otel_traces_exporter_jaeger_endpoint),
+        _ => Exporter::Stdout,
+    };
+    Some(TraceSettings {
+        exporter,
+        batch: args.otel_traces_batch,
+        service_name: args.otel_service_name.trim().to_owned(),
+        resource_attributes: args
+            .otel_resource_attributes
+            .iter()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect(),
+    })
 }
 
 /// `:8080` means every interface, as in Go; anything else must be `host:port`.

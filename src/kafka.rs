@@ -115,15 +115,23 @@ impl Publisher {
         &self.topics
     }
 
-    /// Sends every value as one record on `topic` with a fresh `_watermill_message_uuid`, and
-    /// returns once the broker acknowledged them all (or the first failure).
+    /// Sends every value as one record on `topic` with a fresh `_watermill_message_uuid` (and,
+    /// when tracing, the `traceparent` of the request's span, so each delivery's trace continues
+    /// the publisher's), and returns once the broker acknowledged them all (or the first failure).
     pub async fn publish(&self, topic: &str, values: &[&[u8]]) -> Result<(), KafkaError> {
+        let traceparent = crate::telemetry::traces::traceparent(&tracing::Span::current());
         let sends = values.iter().map(|value| {
             let id = uuid::Uuid::new_v4().to_string();
-            let headers = OwnedHeaders::new().insert(Header {
+            let mut headers = OwnedHeaders::new().insert(Header {
                 key: "_watermill_message_uuid",
                 value: Some(id.as_str()),
             });
+            if let Some(traceparent) = &traceparent {
+                headers = headers.insert(Header {
+                    key: "traceparent",
+                    value: Some(traceparent.as_str()),
+                });
+            }
             let record: FutureRecord<'_, (), [u8]> = FutureRecord::to(topic).payload(*value).headers(headers);
             self.producer.send(record, DELIVERY_TIMEOUT)
         });

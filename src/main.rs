@@ -27,7 +27,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Migrate(args) => {
-            telemetry::init(&LogSettings::from_args(&args.log));
+            let _ = telemetry::init(&LogSettings::from_args(&args.log), None);
             return outcome(migrate(&StorageSettings::from_args(&args.storage)));
         }
         Command::Serve(args) => (Settings::from_args(args, &provenance), serve::Role::Serve),
@@ -37,9 +37,22 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return usage(&e),
     };
-    telemetry::init(&settings.log);
     let result = runtime().and_then(|rt| {
+        // Trace exporters connect through the runtime: set up inside it.
+        let tracing = {
+            let _inside = rt.enter();
+            match telemetry::init(&settings.log, settings.traces.as_ref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = telemetry::init(&settings.log, None);
+                    return Err(e.context("cannot set up trace export"));
+                }
+            }
+        };
         let result = rt.block_on(serve::run(settings, role));
+        if let Some(tracing) = tracing {
+            tracing.shutdown();
+        }
         // A stop cut short (deadline, second signal) leaves work behind, database calls on the
         // blocking pool among it: exit now rather than wait for them.
         rt.shutdown_background();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::config::HttpSettings;
+use crate::config::{HttpSettings, SignatureHeaders};
 use crate::domain::signature::sign;
 use crate::domain::ssrf::AddressPolicy;
 
@@ -24,10 +24,14 @@ pub const USER_AGENT: &str = "formance-webhooks/v0";
 pub struct SignedRequest<'a> {
     pub endpoint: &'a str,
     pub secret: &'a str,
+    /// The replaced secret while its overlap lasts (spec §2.5): it signs too, after `secret`.
+    pub previous_secret: Option<&'a str>,
     pub webhook_id: &'a str,
     pub body: &'a [u8],
     pub idempotency_key: &'a str,
     pub test: bool,
+    /// W3C `traceparent` of the call's span, sent along when tracing is on (spec §8.2).
+    pub traceparent: Option<&'a str>,
 }
 
 /// Why a call got no HTTP response.
@@ -81,6 +85,7 @@ pub struct Outbound {
     policy: AddressPolicy,
     max_response_bytes: usize,
     timeout: Duration,
+    signature_headers: SignatureHeaders,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -111,6 +116,7 @@ impl Outbound {
             policy: settings.address_policy.clone(),
             max_response_bytes: settings.max_response_bytes,
             timeout: settings.timeout,
+            signature_headers: settings.signature_headers,
         })
     }
 
@@ -132,19 +138,42 @@ impl Outbound {
             }
         }
         let timestamp = chrono::Utc::now().timestamp();
-        let mut builder = self
-            .client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("formance-webhook-id", req.webhook_id)
-            .header("formance-webhook-timestamp", timestamp.to_string())
-            .header(
-                "formance-webhook-signature",
-                sign(req.secret, req.webhook_id, timestamp, req.body),
-            )
-            .header("formance-webhook-test", if req.test { "true" } else { "false" });
-        if !req.idempotency_key.is_empty() {
-            builder = builder.header("formance-webhook-idempotency-key", req.idempotency_key);
+        let signature = sign(
+            req.secret,
+            req.previous_secret,
+            req.webhook_id,
+            timestamp,
+            req.body,
+        );
+        let timestamp = timestamp.to_string();
+        let mut builder = self.client.post(url).header("content-type", "application/json");
+        // Same id, timestamp and signature bytes in every set (spec §4.6).
+        let (formance, standard) = match self.signature_headers {
+            SignatureHeaders::Formance => (true, false),
+            SignatureHeaders::Standard => (false, true),
+            SignatureHeaders::Both => (true, true),
+        };
+        if formance {
+            builder = builder
+                .header("formance-webhook-id", req.webhook_id)
+                .header("formance-webhook-timestamp", &timestamp)
+                .header("formance-webhook-signature", &signature)
+                .header("formance-webhook-test", if req.test { "true" } else { "false" });
+            if !req.idempotency_key.is_empty() {
+                builder = builder.header(
+                    "formance-webhook-idempotency-key",
+                    header_value(req.idempotency_key),
+                );
+            }
+        }
+        if standard {
+            builder = builder
+                .header("webhook-id", req.webhook_id)
+                .header("webhook-timestamp", &timestamp)
+                .header("webhook-signature", &signature);
+        }
+        if let Some(traceparent) = req.traceparent {
+            builder = builder.header("traceparent", traceparent);
         }
         let mut resp = builder
             .body(req.body.to_vec())
@@ -193,6 +222,24 @@ impl Outbound {
     }
 }
 
+/// A header value carrying text from a record: control characters, which a header cannot carry
+/// (a NUL would make the request unsendable, and a retryable failure forever), become U+FFFD,
+/// as they do in storage; other text goes as its UTF-8 bytes.
+fn header_value(text: &str) -> reqwest::header::HeaderValue {
+    let text: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    reqwest::header::HeaderValue::from_bytes(text.as_bytes())
+        .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""))
+}
+
 /// An endpoint we are willing to call: parsable, http or https, with a host.
 fn callable_url(endpoint: &str) -> Option<url::Url> {
     let url = url::Url::parse(endpoint).ok()?;
@@ -231,5 +278,20 @@ impl Resolve for GuardedResolver {
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_text_in_a_header_keeps_its_bytes_but_no_control_character() {
+        assert_eq!(header_value("key-1").as_bytes(), b"key-1");
+        assert_eq!(header_value("cl\u{e9}").as_bytes(), "cl\u{e9}".as_bytes());
+        assert_eq!(
+            header_value("k\0\r\n").as_bytes(),
+            "k\u{FFFD}\u{FFFD}\u{FFFD}".as_bytes()
+        );
     }
 }

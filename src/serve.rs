@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use crate::api::auth::Authenticator;
 use crate::api::{self, AppState, Surface};
 use crate::config::Settings;
 use crate::kafka::{KafkaSettings, Publisher};
@@ -69,6 +70,11 @@ pub enum Role {
 /// Opens storage, starts the worker when asked, and serves HTTP on `--listen`.
 pub async fn start(settings: &Settings, role: Role) -> anyhow::Result<Running> {
     warn_unsupported_env();
+    // The `--auth-*` flags concern the API, which `worker` does not serve.
+    let auth = match role {
+        Role::Serve => Authenticator::new(&settings.auth).context("cannot build the OIDC client")?,
+        Role::Worker => None,
+    };
     let store = open_store(settings).await?;
     let outbound = Outbound::new(&settings.http).context("cannot build the HTTP client")?;
     let worker = if role == Role::Worker || settings.worker {
@@ -87,6 +93,8 @@ pub async fn start(settings: &Settings, role: Role) -> anyhow::Result<Running> {
         worker: worker.as_ref().map(|w| Arc::clone(&w.status)),
         publisher,
         config_list: Arc::default(),
+        auth,
+        secret_overlap: settings.secret_overlap,
     };
     let surface = match role {
         Role::Serve => Surface::Api,
@@ -96,6 +104,15 @@ pub async fn start(settings: &Settings, role: Role) -> anyhow::Result<Running> {
     store.follow_config_changes(follow_changes.clone());
     let server = api::start(state, &settings.listen, surface, settings.shutdown_timeout)
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    // Before `listening`, so a reader that saw that line has seen any warning of the start.
+    if role == Role::Serve && !settings.auth.enabled && !server.addr.ip().is_loopback() {
+        tracing::warn!(
+            addr = %server.addr,
+            "the API is open to the network without authentication: anyone who can reach it can \
+             read every endpoint secret, change configs and publish events; set --auth-enabled \
+             or listen on a loopback address"
+        );
+    }
     tracing::info!(
         addr = %server.addr,
         storage = store.kind(),
@@ -149,21 +166,17 @@ pub async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
     }
 }
 
-/// Features of the reference that this service does not carry: say so instead of ignoring them.
+/// A feature of the reference that this service does not carry: say so instead of ignoring it.
 fn warn_unsupported_env() {
-    for (var, feature) in [
-        ("AUTH_ENABLED", "API authentication"),
-        ("PUBLISHER_NATS_ENABLED", "the NATS publisher"),
-    ] {
-        let on = std::env::var(var)
-            .ok()
-            .and_then(|v| crate::domain::boolean::parse_bool(v.trim()).ok())
-            .unwrap_or(false);
-        if on {
-            tracing::warn!(
-                variable = var,
-                "{feature} is not supported by this version and is ignored"
-            );
-        }
+    const VAR: &str = "PUBLISHER_NATS_ENABLED";
+    let on = std::env::var(VAR)
+        .ok()
+        .and_then(|v| crate::domain::boolean::parse_bool(v.trim()).ok())
+        .unwrap_or(false);
+    if on {
+        tracing::warn!(
+            variable = VAR,
+            "the NATS publisher is not supported by this version and is ignored"
+        );
     }
 }

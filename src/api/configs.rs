@@ -129,6 +129,7 @@ pub async fn insert(
         name: None,
         created_at: now,
         updated_at: now,
+        previous_secret: None,
     };
     let stored = config.clone();
     state
@@ -226,9 +227,17 @@ pub async fn change_secret(
         None => generate_secret(),
     };
     let id = id.into_inner();
+    let now = Timestamp::now();
+    // With --secret-overlap, the replaced secret keeps signing until then (spec §2.5). An
+    // overlap too long for the calendar (beyond any Go duration) is treated as none.
+    let keep_previous_until = chrono::TimeDelta::from_std(state.secret_overlap)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .and_then(|d| now.as_datetime().checked_add_signed(d))
+        .map(Timestamp::from_datetime);
     let config = state
         .store
-        .change_configs(move |q| Ok(q.change_config_secret(&id, &secret, Timestamp::now())?))
+        .change_configs(move |q| Ok(q.change_config_secret(&id, &secret, keep_previous_until, now)?))
         .await?
         .ok_or_else(ApiError::config_not_found)?;
     Ok(data(&config))
@@ -267,10 +276,12 @@ pub async fn test(id: web::Path<String>, state: web::Data<AppState>) -> Result<H
         .send(SignedRequest {
             endpoint: &config.endpoint,
             secret: &config.secret,
+            previous_secret: config.previous_secret_at(Timestamp::now()),
             webhook_id: &webhook_id,
             body: TEST_BODY.as_bytes(),
             idempotency_key: "ik",
             test: true,
+            traceparent: crate::telemetry::traces::traceparent(&tracing::Span::current()).as_deref(),
         })
         .await;
     let status_code = result.status_code();

@@ -134,10 +134,11 @@ impl Position {
         }
     }
 
-    /// The row it points after; None unless a real time and an id.
+    /// The row it points after; None unless a real time and an id (ids are UUIDs: one with a
+    /// NUL was never issued, and could not be looked up, spec §3).
     pub(super) fn read(self) -> Option<(Timestamp, String)> {
         let at = parse_time(&self.created_at).ok().filter(|t| !is_zero_time(*t))?;
-        (!self.id.is_empty()).then_some((at, self.id))
+        (!self.id.is_empty() && !self.id.contains('\0')).then_some((at, self.id))
     }
 }
 

@@ -43,6 +43,24 @@ impl ApiError {
         }
     }
 
+    /// 401: missing or refused credential (spec §11); the caller adds `WWW-Authenticate`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "UNAUTHORIZED",
+            message: message.into(),
+        }
+    }
+
+    /// 403: a valid credential without the scope the request needs (spec §11).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "FORBIDDEN",
+            message: message.into(),
+        }
+    }
+
     pub fn config_not_found() -> Self {
         Self::not_found("config not found")
     }

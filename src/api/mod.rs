@@ -1,5 +1,6 @@
 //! The HTTP API (spec §2): one route table, one module per resource, JSON everywhere.
 
+pub mod auth;
 mod configs;
 mod console;
 mod deliveries;
@@ -35,6 +36,10 @@ pub struct AppState {
     pub publisher: Option<Arc<Publisher>>,
     /// The unfiltered `GET /configs` answer as last rendered.
     pub config_list: Arc<configs::RenderedList>,
+    /// Set when `--auth-enabled` (spec §11).
+    pub auth: Option<Arc<auth::Authenticator>>,
+    /// How long a replaced secret keeps signing after a secret change (spec §2.5).
+    pub secret_overlap: std::time::Duration,
 }
 
 /// Which routes a process answers: `serve` the whole API, `worker` only the operational ones.
@@ -189,6 +194,27 @@ pub fn cursor_body<T: Serialize>(cursor: &Cursor<T>) -> Result<web::Bytes, ApiEr
         })
 }
 
+/// The span of one API request (spec §8.2), parented by its `traceparent` header: the method
+/// and the route template, never ids, queries or credentials.
+fn request_span(req: &actix_web::dev::ServiceRequest, route: &str) -> tracing::Span {
+    let method = req.method().as_str();
+    let span = tracing::info_span!(
+        target: crate::telemetry::SPANS,
+        "webhooks.http",
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method,
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    if !span.is_disabled() {
+        let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+        crate::telemetry::traces::set_parent(&span, header("traceparent"), header("tracestate"));
+    }
+    span
+}
+
 /// A running API server.
 pub struct Server {
     pub addr: SocketAddr,
@@ -204,21 +230,35 @@ pub fn start(
     surface: Surface,
     shutdown_timeout: std::time::Duration,
 ) -> std::io::Result<Server> {
+    let authenticate = state.auth.is_some();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
+            // Registered first, so it runs inside the metrics wrapper: refusals are counted too.
+            .wrap(actix_web::middleware::Condition::new(
+                authenticate,
+                actix_web::middleware::from_fn(auth::require),
+            ))
             .wrap_fn(|req, srv| {
                 use actix_web::dev::Service as _;
+                use tracing::Instrument as _;
                 let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-                let call = srv.call(req);
+                let span = request_span(&req, &route);
+                let call = span.in_scope(|| srv.call(req));
+                let current = span.clone();
                 async move {
                     let res = call.await?;
+                    current.record("http.response.status_code", i64::from(res.status().as_u16()));
+                    if res.status().is_server_error() {
+                        current.record("otel.status_code", "error");
+                    }
                     crate::metrics::metrics()
                         .http_requests
                         .with_label_values(&[route.as_str(), res.status().as_str()])
                         .inc();
                     Ok(res)
                 }
+                .instrument(span)
             })
             .app_data(data.clone())
             .configure(match surface {

@@ -19,6 +19,49 @@ pub struct Config {
     pub name: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The secret replaced by the last secret change, while its overlap may last (spec §2.5).
+    /// Never serialised: the API returns only the current secret.
+    #[serde(skip)]
+    pub previous_secret: Option<PreviousSecret>,
+}
+
+/// A replaced secret that keeps signing, after the current one, until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub secret: String,
+    pub expires_at: Timestamp,
+}
+
+impl PreviousSecret {
+    /// From the two nullable columns; None unless both are set.
+    pub fn from_columns(secret: Option<String>, expires_at: Option<Timestamp>) -> Option<Self> {
+        Some(PreviousSecret {
+            secret: secret?,
+            expires_at: expires_at?,
+        })
+    }
+
+    /// The secret, when an attempt starting at `now` still signs with it.
+    pub fn signing_at(&self, now: Timestamp) -> Option<&str> {
+        signing_previous_secret(Some(&self.secret), Some(self.expires_at), now)
+    }
+}
+
+/// A previous secret and the end of its overlap, as two nullable columns: the secret when an
+/// attempt starting at `now` still signs with it (the overlap ends at `expires_at`, excluded).
+pub fn signing_previous_secret(
+    secret: Option<&str>,
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Option<&str> {
+    secret.filter(|_| expires_at.is_some_and(|end| now < end))
+}
+
+impl Config {
+    /// The previous secret an attempt starting at `now` also signs with (spec §4.6).
+    pub fn previous_secret_at(&self, now: Timestamp) -> Option<&str> {
+        self.previous_secret.as_ref().and_then(|p| p.signing_at(now))
+    }
 }
 
 fn null_as_empty<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -176,10 +219,34 @@ mod tests {
             name: None,
             created_at: t,
             updated_at: t,
+            previous_secret: Some(PreviousSecret {
+                secret: "old".into(),
+                expires_at: t,
+            }),
         };
+        // The previous secret stays out of the JSON.
         assert_eq!(
             serde_json::to_string(&c).unwrap_or_default(),
             r#"{"endpoint":"https://x","secret":"s","eventTypes":["a"],"id":"i","active":true,"name":"","createdAt":"2024-05-01T10:00:00.1Z","updatedAt":"2024-05-01T10:00:00.1Z"}"#
         );
+    }
+
+    #[test]
+    fn a_previous_secret_signs_until_it_expires() {
+        let at = |s: &str| Timestamp::parse_storage_text(s).unwrap_or_else(|e| panic!("{e}"));
+        let expires_at = at("2024-05-01T10:00:00.000000Z");
+        let p = PreviousSecret {
+            secret: "old".into(),
+            expires_at,
+        };
+        assert_eq!(p.signing_at(at("2024-05-01T09:59:59.999999Z")), Some("old"));
+        assert_eq!(p.signing_at(expires_at), None);
+        assert_eq!(p.signing_at(at("2024-05-01T10:00:00.000001Z")), None);
+        assert_eq!(
+            PreviousSecret::from_columns(Some("old".into()), Some(expires_at)),
+            Some(p)
+        );
+        assert_eq!(PreviousSecret::from_columns(Some("old".into()), None), None);
+        assert_eq!(PreviousSecret::from_columns(None, Some(expires_at)), None);
     }
 }

@@ -1,5 +1,7 @@
 //! The `formance-webhook-signature` header value: `v1,` + standard padded base64 of
-//! HMAC-SHA256 over `<id>.<timestamp>.<body>`.
+//! HMAC-SHA256 over `<id>.<timestamp>.<body>`; during a secret overlap (spec §2.5, §4.6) one
+//! such signature per secret, newest first, separated by one space (the Standard Webhooks
+//! multi-signature form), so a receiver holding either secret verifies the request.
 //!
 //! Receivers written against the Go service verify with these exact bytes, so two details are
 //! load-bearing: the key is the secret string's own bytes (the 32 base64 characters, never
@@ -18,23 +20,34 @@ type HmacSha256 = Hmac<Sha256>;
 const VERSION_PREFIX: &str = "v1,";
 
 /// `v1,` + 44 characters of base64 for the 32-byte MAC.
-const HEADER_LEN: usize = 3 + 44;
+const SIGNATURE_LEN: usize = 3 + 44;
 
-/// Signs one request: `v1,<base64(HMAC-SHA256(secret bytes, id + "." + timestamp + "." + body))>`.
-pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
+/// Signs one request: `v1,<base64(HMAC-SHA256(secret bytes, id + "." + timestamp + "." + body))>`,
+/// followed by ` v1,<…>` with `previous` when a replaced secret still signs (the caller passes
+/// it only while its overlap lasts). A `previous` equal to `secret` adds nothing.
+pub fn sign(secret: &str, previous: Option<&str>, id: &str, timestamp: i64, body: &[u8]) -> String {
     let mut digits = [0u8; 20];
+    let timestamp = decimal(timestamp, &mut digits);
+    let previous = previous.filter(|p| *p != secret);
+    let mut header = String::with_capacity(SIGNATURE_LEN * (1 + usize::from(previous.is_some())) + 1);
+    push_signature(&mut header, secret, id, timestamp, body);
+    if let Some(previous) = previous {
+        header.push(' ');
+        push_signature(&mut header, previous, id, timestamp, body);
+    }
+    header
+}
+
+fn push_signature(header: &mut String, secret: &str, id: &str, timestamp: &[u8], body: &[u8]) {
     let mut mac = keyed_mac(secret.as_bytes());
     mac.update(id.as_bytes());
     mac.update(b".");
-    mac.update(decimal(timestamp, &mut digits));
+    mac.update(timestamp);
     mac.update(b".");
     mac.update(body);
     let tag = mac.finalize().into_bytes();
-
-    let mut header = String::with_capacity(HEADER_LEN);
     header.push_str(VERSION_PREFIX);
-    STANDARD.encode_string(tag, &mut header);
-    header
+    STANDARD.encode_string(tag, header);
 }
 
 /// The MAC keyed as RFC 2104 prescribes: keys longer than SHA-256's 64-byte block are hashed
@@ -83,6 +96,7 @@ mod tests {
     fn spec_vector_test_route() {
         let header = sign(
             SECRET,
+            None,
             "3b1e6a62-0f6e-4c35-9d2e-1b5a1c0f7d11",
             1_700_000_000,
             br#"{"data":"test"}"#,
@@ -90,7 +104,7 @@ mod tests {
         assert_eq!(header, "v1,WjC9Q2cbdLPSi372EC3LSmgxPoSZisW7EDwkpREpjtA=");
         // What a base64-decoded key would produce; the Go service never did that.
         assert_ne!(header, "v1,BEBpgNwntTOjUyqTGmvsrvfCHbO4yuEgDOO/oXh+jvU=");
-        assert_eq!(header.len(), HEADER_LEN);
+        assert_eq!(header.len(), SIGNATURE_LEN);
     }
 
     #[test]
@@ -99,6 +113,7 @@ mod tests {
         assert_eq!(
             sign(
                 SECRET,
+                None,
                 "856209b9-f438-5a5c-8aa4-1d4fdd8d070e",
                 1_714_557_600,
                 body
@@ -115,7 +130,7 @@ mod tests {
             let mut mac = HmacSha256::new_from_slice(SECRET.as_bytes())?;
             mac.update(&message);
             let want = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes().as_slice()));
-            assert_eq!(sign(SECRET, id, ts, body), want, "{id} {ts}");
+            assert_eq!(sign(SECRET, None, id, ts, body), want, "{id} {ts}");
         }
         Ok(())
     }
@@ -124,19 +139,19 @@ mod tests {
     fn independent_vectors_for_edge_keys_and_timestamps() {
         // Computed with Python's hmac module.
         assert_eq!(
-            sign(SECRET, "id", -5, b"x"),
+            sign(SECRET, None, "id", -5, b"x"),
             "v1,+9JswUVtwrkWFIiDqMIpsGkJPs+vFZ4SYKRcxazO56w="
         );
         assert_eq!(
-            sign(SECRET, "id", i64::MIN, b""),
+            sign(SECRET, None, "id", i64::MIN, b""),
             "v1,i/eSUFYhfVwKHlgfIucE9zRoj83PI+GcOg2mHD0sRTY="
         );
         assert_eq!(
-            sign(&"k".repeat(100), "id", 0, b""),
+            sign(&"k".repeat(100), None, "id", 0, b""),
             "v1,d5PnnUvlZ8ub8r7h2tRcpM+cOAj+01CaBSFSslsgHQk="
         );
         assert_eq!(
-            sign("", "", 0, b""),
+            sign("", None, "", 0, b""),
             "v1,A6f2nN49Jdcn19OedbQNRKGG/vX+magIZxOQBQRhZBM="
         );
     }
@@ -167,14 +182,49 @@ mod tests {
         }
     }
 
+    /// The second secret of the overlap vectors: base64 of bytes 24..47.
+    const OTHER: &str = "GBkaGxwdHh8gISIjJCUmJygpKissLS4v";
+
+    #[test]
+    fn overlap_signs_with_both_secrets_newest_first() {
+        let (id, ts, body) = (
+            "3b1e6a62-0f6e-4c35-9d2e-1b5a1c0f7d11",
+            1_700_000_000,
+            br#"{"data":"test"}"#,
+        );
+        // Each part is the spec vector of its secret (the second computed with Python's hmac).
+        assert_eq!(
+            sign(SECRET, Some(OTHER), id, ts, body),
+            "v1,WjC9Q2cbdLPSi372EC3LSmgxPoSZisW7EDwkpREpjtA= v1,bA0SBRz0s8/8qSbipaM59INMT0v8+KtIeTe8UOD9WIw="
+        );
+        assert_eq!(
+            sign(OTHER, Some(SECRET), id, ts, body),
+            "v1,bA0SBRz0s8/8qSbipaM59INMT0v8+KtIeTe8UOD9WIw= v1,WjC9Q2cbdLPSi372EC3LSmgxPoSZisW7EDwkpREpjtA="
+        );
+        assert_eq!(
+            sign(SECRET, Some(SECRET), id, ts, body),
+            sign(SECRET, None, id, ts, body)
+        );
+        assert_eq!(
+            sign(SECRET, Some(OTHER), id, ts, body).len(),
+            2 * SIGNATURE_LEN + 1
+        );
+    }
+
     #[test]
     fn signature_depends_on_every_part() {
-        let base = sign(SECRET, "id", 1, b"body");
-        assert_ne!(base, sign("AAECAwQFBgcICQoLDA0ODxAREhMUFRYY", "id", 1, b"body"));
-        assert_ne!(base, sign(SECRET, "ie", 1, b"body"));
-        assert_ne!(base, sign(SECRET, "id", 2, b"body"));
-        assert_ne!(base, sign(SECRET, "id", 1, b"bodY"));
+        let base = sign(SECRET, None, "id", 1, b"body");
+        assert_ne!(
+            base,
+            sign("AAECAwQFBgcICQoLDA0ODxAREhMUFRYY", None, "id", 1, b"body")
+        );
+        assert_ne!(base, sign(SECRET, None, "ie", 1, b"body"));
+        assert_ne!(base, sign(SECRET, None, "id", 2, b"body"));
+        assert_ne!(base, sign(SECRET, None, "id", 1, b"bodY"));
         // The dots separate the parts: moving a character across one changes the result.
-        assert_ne!(sign(SECRET, "id1", 1, b"x"), sign(SECRET, "id", 11, b"x"));
+        assert_ne!(
+            sign(SECRET, None, "id1", 1, b"x"),
+            sign(SECRET, None, "id", 11, b"x")
+        );
     }
 }

@@ -6,33 +6,31 @@
 //! DNS rebinding cannot slip through). Operators can turn the guard off or exempt CIDRs.
 //!
 //! IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) reach the IPv4 host, so they are judged as that
-//! IPv4 address, by the block list and by the allow list alike.
+//! IPv4 address, by the block list and by the allow list alike. The translation and tunnelling
+//! prefixes (NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`, 6to4 `2002::/16`) can reach any IPv4
+//! address through a gateway, so they are blocked whole (spec §7.1).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-/// Blocked IPv4 ranges: this network, loopback, private, link-local (cloud metadata lives at
-/// 169.254.169.254), multicast.
-const BLOCKED_V4: [(Ipv4Addr, u8); 7] = [
-    (Ipv4Addr::new(0, 0, 0, 0), 8),
-    (Ipv4Addr::new(127, 0, 0, 0), 8),
-    (Ipv4Addr::new(10, 0, 0, 0), 8),
-    (Ipv4Addr::new(172, 16, 0, 0), 12),
-    (Ipv4Addr::new(192, 168, 0, 0), 16),
-    (Ipv4Addr::new(169, 254, 0, 0), 16),
-    (Ipv4Addr::new(224, 0, 0, 0), 4),
+/// Blocked IPv4 ranges that std has no stable predicate for: "this network" (std's
+/// `is_unspecified` is only `0.0.0.0`), shared address space (CGNAT), benchmarking, and the
+/// reserved `240.0.0.0/4`, which holds the broadcast address.
+const BLOCKED_V4: [Ipv4Net; 4] = [
+    Ipv4Net::new_assert(Ipv4Addr::new(0, 0, 0, 0), 8),
+    Ipv4Net::new_assert(Ipv4Addr::new(100, 64, 0, 0), 10),
+    Ipv4Net::new_assert(Ipv4Addr::new(198, 18, 0, 0), 15),
+    Ipv4Net::new_assert(Ipv4Addr::new(240, 0, 0, 0), 4),
 ];
 
-/// Blocked IPv6 ranges: unspecified, loopback, unique local (AWS metadata is `fd00:ec2::254`),
-/// link-local, multicast.
-const BLOCKED_V6: [(Ipv6Addr, u8); 5] = [
-    (Ipv6Addr::UNSPECIFIED, 128),
-    (Ipv6Addr::LOCALHOST, 128),
-    (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7),
-    (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10),
-    (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8),
+/// Blocked IPv6 prefixes that carry IPv4 addresses to a gateway: NAT64 (RFC 6052 and the
+/// local-use RFC 8215 prefix) and 6to4 (RFC 3056).
+const BLOCKED_V6: [Ipv6Net; 3] = [
+    Ipv6Net::new_assert(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96),
+    Ipv6Net::new_assert(Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48),
+    Ipv6Net::new_assert(Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16),
 ];
 
 /// Which addresses outbound calls may use.
@@ -87,25 +85,28 @@ fn unmap_net(net: IpNet) -> IpNet {
     }
 }
 
+/// Whether `ip` (already unmapped) lies in a blocked range of spec §7.1. Loopback, private
+/// (`10/8`, `172.16/12`, `192.168/16`, `fc00::/7`), link-local (cloud metadata lives at
+/// `169.254.169.254` and `fd00:ec2::254`), multicast and broadcast come from std's predicates.
 fn is_blocked(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => BLOCKED_V4
-            .iter()
-            .any(|&(network, len)| in_v4_range(v4, network, len)),
-        IpAddr::V6(v6) => BLOCKED_V6
-            .iter()
-            .any(|&(network, len)| in_v6_range(v6, network, len)),
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || BLOCKED_V4.iter().any(|net| net.contains(&v4))
+        }
+        IpAddr::V6(v6) => {
+            v6.is_unspecified()
+                || v6.is_loopback()
+                || v6.is_unique_local()
+                || v6.is_unicast_link_local()
+                || v6.is_multicast()
+                || BLOCKED_V6.iter().any(|net| net.contains(&v6))
+        }
     }
-}
-
-fn in_v4_range(ip: Ipv4Addr, network: Ipv4Addr, len: u8) -> bool {
-    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-    u32::from(ip) & mask == u32::from(network)
-}
-
-fn in_v6_range(ip: Ipv6Addr, network: Ipv6Addr, len: u8) -> bool {
-    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-    u128::from(ip) & mask == u128::from(network)
 }
 
 /// An `--allowed-endpoint-cidrs` item that is not a CIDR.
@@ -177,40 +178,61 @@ mod tests {
         AddressPolicy::new(false, Vec::new())
     }
 
-    /// (first blocked, last blocked, just below, just above) for every IPv4 range.
-    const V4_EDGES: [(&str, &str, Option<&str>, &str); 7] = [
-        ("0.0.0.0", "0.255.255.255", None, "1.0.0.0"),
+    /// (first blocked, last blocked, just below, just above) for every IPv4 range; `None` where
+    /// the neighbour does not exist.
+    const V4_EDGES: [(&str, &str, Option<&str>, Option<&str>); 10] = [
+        ("0.0.0.0", "0.255.255.255", None, Some("1.0.0.0")),
         (
             "127.0.0.0",
             "127.255.255.255",
             Some("126.255.255.255"),
-            "128.0.0.0",
+            Some("128.0.0.0"),
         ),
-        ("10.0.0.0", "10.255.255.255", Some("9.255.255.255"), "11.0.0.0"),
+        (
+            "10.0.0.0",
+            "10.255.255.255",
+            Some("9.255.255.255"),
+            Some("11.0.0.0"),
+        ),
         (
             "172.16.0.0",
             "172.31.255.255",
             Some("172.15.255.255"),
-            "172.32.0.0",
+            Some("172.32.0.0"),
         ),
         (
             "192.168.0.0",
             "192.168.255.255",
             Some("192.167.255.255"),
-            "192.169.0.0",
+            Some("192.169.0.0"),
         ),
         (
             "169.254.0.0",
             "169.254.255.255",
             Some("169.253.255.255"),
-            "169.255.0.0",
+            Some("169.255.0.0"),
         ),
         (
             "224.0.0.0",
             "239.255.255.255",
             Some("223.255.255.255"),
-            "240.0.0.0",
+            // 240.0.0.0/4 above is blocked too.
+            None,
         ),
+        (
+            "100.64.0.0",
+            "100.127.255.255",
+            Some("100.63.255.255"),
+            Some("100.128.0.0"),
+        ),
+        (
+            "198.18.0.0",
+            "198.19.255.255",
+            Some("198.17.255.255"),
+            Some("198.20.0.0"),
+        ),
+        // Reserved, up to and including the broadcast address; multicast lies just below.
+        ("240.0.0.0", "255.255.255.255", None, None),
     ];
 
     #[test]
@@ -222,7 +244,9 @@ mod tests {
             if let Some(below) = below {
                 assert!(policy.is_allowed(v4(below)), "{below}");
             }
-            assert!(policy.is_allowed(v4(above)), "{above}");
+            if let Some(above) = above {
+                assert!(policy.is_allowed(v4(above)), "{above}");
+            }
         }
     }
 
@@ -238,8 +262,11 @@ mod tests {
         ] {
             assert!(!policy.is_allowed(v4(blocked)), "{blocked}");
         }
-        // Not in the spec's table, so not blocked: broadcast/reserved, CGNAT, documentation.
-        for allowed in ["8.8.8.8", "1.1.1.1", "255.255.255.255", "100.64.0.1", "192.0.2.1"] {
+        for blocked in ["100.64.0.1", "198.18.0.1", "240.0.0.1", "255.255.255.255"] {
+            assert!(!policy.is_allowed(v4(blocked)), "{blocked}");
+        }
+        // Not in the spec's table, so not blocked: documentation, the other special ranges.
+        for allowed in ["8.8.8.8", "1.1.1.1", "192.0.2.1", "192.88.99.1", "100.63.255.255"] {
             assert!(policy.is_allowed(v4(allowed)), "{allowed}");
         }
     }
@@ -300,9 +327,59 @@ mod tests {
         }
         assert!(policy.is_allowed(v6("::ffff:8.8.8.8")));
         assert!(policy.is_allowed(v6("::ffff:172.32.0.0")));
-        // The deprecated IPv4-compatible form and NAT64 are ordinary IPv6 addresses.
+        for blocked in ["::ffff:100.64.0.1", "::ffff:198.19.0.1", "::ffff:255.255.255.255"] {
+            assert!(!policy.is_allowed(v6(blocked)), "{blocked}");
+        }
+        // The deprecated IPv4-compatible form is an ordinary IPv6 address.
         assert!(policy.is_allowed(v6("::127.0.0.1")));
-        assert!(policy.is_allowed(v6("64:ff9b::7f00:1")));
+    }
+
+    #[test]
+    fn ipv4_embedding_prefixes_are_blocked_whole() {
+        let policy = guard();
+        for blocked in [
+            // NAT64 of 10.0.0.1 and of a public address: the gateway reaches either.
+            "64:ff9b::a00:1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::808:808",
+            "64:ff9b::",
+            "64:ff9b::ffff:ffff",
+            // The local-use NAT64 prefix.
+            "64:ff9b:1::",
+            "64:ff9b:1:ffff:ffff:ffff:ffff:ffff",
+            "64:ff9b:1::a00:1",
+            // 6to4 of 10.0.0.1 and of 8.8.8.8.
+            "2002:a00:1::",
+            "2002:808:808::1",
+            "2002::",
+            "2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            assert!(!policy.is_allowed(v6(blocked)), "{blocked}");
+        }
+        for allowed in [
+            // Just outside each prefix.
+            "64:ff9b::1:0:0",
+            "64:ff9a:ffff:ffff:ffff:ffff:ffff:ffff",
+            "64:ff9b:0:ffff:ffff:ffff:ffff:ffff",
+            "64:ff9b:2::",
+            "2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "2003::",
+        ] {
+            assert!(policy.is_allowed(v6(allowed)), "{allowed}");
+        }
+    }
+
+    #[test]
+    fn allow_list_exempts_the_added_ranges() -> Result<(), CidrError> {
+        let policy = AddressPolicy::new(false, nets(&["100.64.0.0/10", "64:ff9b::/96", "2002:a00::/24"])?);
+        assert!(policy.is_allowed(v4("100.100.1.1")));
+        assert!(policy.is_allowed(v6("::ffff:100.100.1.1")));
+        assert!(policy.is_allowed(v6("64:ff9b::a00:1")));
+        assert!(policy.is_allowed(v6("2002:a00:1::")));
+        assert!(!policy.is_allowed(v6("2002:808:808::")));
+        assert!(!policy.is_allowed(v6("64:ff9b:1::a00:1")));
+        assert!(!policy.is_allowed(v4("198.18.0.1")));
+        Ok(())
     }
 
     #[test]
@@ -418,22 +495,5 @@ mod tests {
             .to_string(),
             "invalid CIDR address: 10.0.0.1"
         );
-    }
-
-    #[test]
-    fn range_helpers_handle_zero_and_full_lengths() {
-        assert!(in_v4_range(Ipv4Addr::new(1, 2, 3, 4), Ipv4Addr::UNSPECIFIED, 0));
-        assert!(in_v4_range(
-            Ipv4Addr::new(1, 2, 3, 4),
-            Ipv4Addr::new(1, 2, 3, 4),
-            32
-        ));
-        assert!(!in_v4_range(
-            Ipv4Addr::new(1, 2, 3, 5),
-            Ipv4Addr::new(1, 2, 3, 4),
-            32
-        ));
-        assert!(in_v6_range(Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED, 0));
-        assert!(!in_v6_range(Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED, 128));
     }
 }

@@ -59,7 +59,7 @@ pub struct FirstAttempt {
     pub attempt: Option<NewAttempt>,
 }
 
-/// A `pending` delivery the sweep claimed, with its config's current endpoint and secret.
+/// A `pending` delivery the sweep claimed, with its config's current endpoint and secrets.
 #[derive(Debug, Clone, Queryable, QueryableByName)]
 pub struct Claimed {
     #[diesel(sql_type = Text)]
@@ -84,6 +84,11 @@ pub struct Claimed {
     pub endpoint: String,
     #[diesel(sql_type = Text)]
     pub secret: String,
+    /// The replaced secret and the end of its overlap (spec §2.5); the caller checks the time.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub previous_secret: Option<String>,
+    #[diesel(sql_type = Nullable<Ts>)]
+    pub previous_secret_expires_at: Option<DbTime>,
 }
 
 /// The result of a claimed delivery's call (or of a pre-check that made none).

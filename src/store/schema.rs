@@ -15,6 +15,8 @@ diesel::table! {
         updated_at -> Ts,
         deleted_at -> Nullable<Ts>,
         failing_since -> Nullable<Ts>,
+        previous_secret -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<Ts>,
     }
 }
 

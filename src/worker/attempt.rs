@@ -12,12 +12,16 @@ use crate::metrics::{metrics, status_class};
 use crate::outbound::{CallResult, Outbound, SignedRequest, Transport};
 use crate::store::model::{Completion, FirstAttempt, NewAttempt, NewDelivery};
 use crate::store::types::DbTime;
+use crate::telemetry::{traces, SPANS};
+use tracing::Instrument as _;
 
 /// What one call of a delivery needs.
 pub struct Call<'a> {
     pub delivery_id: &'a str,
     pub endpoint: &'a str,
     pub secret: &'a str,
+    /// The replaced secret while its overlap lasts (spec §2.5), checked by the caller.
+    pub previous_secret: Option<&'a str>,
     pub body: &'a [u8],
     pub idempotency_key: &'a str,
     /// 1-based within the replay generation.
@@ -125,18 +129,62 @@ pub fn record_call(
     }
 }
 
-/// Sends the call and records what it makes of the delivery.
-pub async fn make(outbound: &Outbound, policy: &RetryPolicy, call: Call<'_>) -> CallRecord {
+/// The span of one call (spec §8.2), child of `parent` (the record's span, or the sweep
+/// iteration's); the call's facts are recorded on it as they become known.
+pub fn span(
+    parent: &tracing::Span,
+    delivery_id: &str,
+    config_id: &str,
+    attempt_number: i64,
+) -> tracing::Span {
+    tracing::info_span!(
+        target: SPANS,
+        parent: parent,
+        "webhooks.attempt",
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        webhooks.delivery_id = delivery_id,
+        webhooks.config_id = config_id,
+        webhooks.attempt_number = attempt_number,
+        server.address = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        webhooks.outcome = tracing::field::Empty,
+        messaging.destination.name = tracing::field::Empty,
+        messaging.kafka.destination.partition = tracing::field::Empty,
+        messaging.kafka.message.offset = tracing::field::Empty,
+    )
+}
+
+/// Sends the call within `span` and records what it makes of the delivery.
+pub async fn make(
+    outbound: &Outbound,
+    policy: &RetryPolicy,
+    call: Call<'_>,
+    span: tracing::Span,
+) -> CallRecord {
+    let traceparent = traces::traceparent(&span);
+    if !span.is_disabled() {
+        // The host only: paths and queries may carry tokens (spec §7.3).
+        if let Some(host) = url::Url::parse(call.endpoint)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+        {
+            span.record("server.address", host);
+        }
+    }
     let start = Timestamp::now();
     let result = outbound
         .send(SignedRequest {
             endpoint: call.endpoint,
             secret: call.secret,
+            previous_secret: call.previous_secret,
             webhook_id: call.delivery_id,
             body: call.body,
             idempotency_key: call.idempotency_key,
             test: false,
+            traceparent: traceparent.as_deref(),
         })
+        .instrument(span.clone())
         .await;
     let done = Timestamp::now();
     let m = metrics();
@@ -148,6 +196,13 @@ pub async fn make(outbound: &Outbound, policy: &RetryPolicy, call: Call<'_>) -> 
             status_class(u16::try_from(record.attempt.status_code).unwrap_or(0)),
         ])
         .inc();
+    if record.attempt.status_code != 0 {
+        span.record("http.response.status_code", record.attempt.status_code);
+    }
+    span.record("webhooks.outcome", record.outcome.as_str());
+    if record.outcome != AttemptOutcome::Succeeded {
+        span.record("otel.status_code", "error");
+    }
     record
 }
 
@@ -258,6 +313,7 @@ mod tests {
             delivery_id: "d",
             endpoint: "http://x/h",
             secret: "s",
+            previous_secret: None,
             body: b"{}",
             idempotency_key: "",
             attempt_number: 1,

@@ -183,6 +183,7 @@ mod tests {
             name: None,
             created_at: now,
             updated_at: now,
+            previous_secret: None,
         }
     }
 

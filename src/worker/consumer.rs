@@ -34,6 +34,7 @@ use super::Shared;
 use crate::domain::event::{decode_record, delivery_id, event_id, Event, SkipReason};
 use crate::domain::time::Timestamp;
 use crate::metrics::metrics;
+use crate::telemetry::{traces, SPANS};
 
 /// Records read ahead of the dispatcher. When it is full the consumer thread waits, so a worker
 /// whose slots are all busy stops reading instead of buffering.
@@ -129,6 +130,9 @@ pub struct Record {
     pub offset: i64,
     pub event: Event,
     pub event_id: String,
+    /// W3C trace context headers of the record, which parent its span (spec §8.2).
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 /// Why a record is skipped: the value's own problem, or its size.
@@ -189,12 +193,21 @@ fn read(m: &BorrowedMessage<'_>, tracker: &Mutex<OffsetTracker>, max_record_byte
     };
     match decoded {
         Ok(event) => {
-            let header = m.headers().and_then(|h| {
-                h.iter()
-                    .find(|h| h.key == "_watermill_message_uuid")
-                    .and_then(|h| h.value)
-            });
-            let event_id = event_id(header, &key.0, key.1, offset);
+            let (mut id_header, mut traceparent, mut tracestate) = (None, None, None);
+            for h in m.headers().into_iter().flat_map(|h| h.iter()) {
+                let text = || {
+                    h.value
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .map(str::to_owned)
+                };
+                match h.key {
+                    "_watermill_message_uuid" => id_header = h.value,
+                    "traceparent" => traceparent = text(),
+                    "tracestate" => tracestate = text(),
+                    _ => {}
+                }
+            }
+            let event_id = event_id(id_header, &key.0, key.1, offset);
             if let Ok(mut t) = tracker.lock() {
                 t.queue(&key, offset);
             }
@@ -203,6 +216,8 @@ fn read(m: &BorrowedMessage<'_>, tracker: &Mutex<OffsetTracker>, max_record_byte
                 offset,
                 event,
                 event_id,
+                traceparent,
+                tracestate,
             })
         }
         Err(reason) => {
@@ -296,6 +311,8 @@ async fn handle(
         offset,
         event,
         event_id,
+        traceparent,
+        tracestate,
     } = record;
     let started = tracker
         .lock()
@@ -306,6 +323,18 @@ async fn handle(
         return true;
     }
     tracing::debug!(topic = %partition.0, partition = partition.1, offset, event.id = %event_id, matched = configs.len(), "record");
+    let record_span = tracing::info_span!(
+        target: SPANS,
+        "webhooks.record",
+        otel.kind = "consumer",
+        messaging.system = "kafka",
+        messaging.destination.name = partition.0.as_str(),
+        messaging.kafka.destination.partition = partition.1,
+        messaging.kafka.message.offset = offset,
+        webhooks.event_id = event_id.as_str(),
+        webhooks.event_type = event.event_type.as_str(),
+    );
+    traces::set_parent(&record_span, traceparent.as_deref(), tracestate.as_deref());
     metrics()
         .events_consumed
         .with_label_values(&[
@@ -346,6 +375,12 @@ async fn handle(
             },
         };
         let (shared, event) = (Arc::clone(shared), Arc::clone(&event));
+        let span = attempt::span(&record_span, &id, &config.id, 1);
+        if !span.is_disabled() {
+            span.record("messaging.destination.name", partition.0.as_str());
+            span.record("messaging.kafka.destination.partition", partition.1);
+            span.record("messaging.kafka.message.offset", offset);
+        }
         tokio::spawn(async move {
             let (event, event_id) = &*event;
             let made = attempt::make(
@@ -355,6 +390,7 @@ async fn handle(
                     delivery_id: &id,
                     endpoint: &config.endpoint,
                     secret: &config.secret,
+                    previous_secret: config.previous_secret_at(Timestamp::now()),
                     body: &event.body,
                     idempotency_key: &event.idempotency_key,
                     attempt_number: 1,
@@ -362,6 +398,7 @@ async fn handle(
                     t0: None,
                     due: None,
                 },
+                span,
             )
             .await;
             shared

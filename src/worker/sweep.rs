@@ -21,11 +21,12 @@ use super::isolation::Slot;
 use super::writer::Job;
 use super::Shared;
 use crate::domain::backoff;
+use crate::domain::config::signing_previous_secret;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::time::Timestamp;
 use crate::metrics::metrics;
 use crate::store::model::{Claimed, Completion};
-use crate::telemetry::error_chain;
+use crate::telemetry::{error_chain, SPANS};
 
 /// Most deliveries claimed per statement.
 const CLAIM_BATCH: usize = 1000;
@@ -117,17 +118,23 @@ impl Sweep {
             }
         };
         let full = claimed.len() == free;
+        let iteration = if claimed.is_empty() {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!(target: SPANS, "webhooks.sweep", webhooks.claimed = claimed.len())
+        };
         for row in claimed {
             self.shared.isolation.claimed(&row.config_id);
             let Ok(permit) = Arc::clone(&self.shared.permits).acquire_owned().await else {
                 break;
             };
             let shared = Arc::clone(&self.shared);
+            let span = attempt::span(&iteration, &row.id, &row.config_id, row.attempt_count + 1);
             tasks.spawn(async move {
                 let Some(slot) = shared.isolation.acquire(&row.config_id).await else {
                     return;
                 };
-                retry(shared, row, permit, slot).await;
+                retry(shared, row, permit, slot, span).await;
             });
         }
         if full {
@@ -161,7 +168,13 @@ impl Sweep {
     }
 }
 
-async fn retry(shared: Arc<Shared>, row: Claimed, permit: OwnedSemaphorePermit, slot: Slot) {
+async fn retry(
+    shared: Arc<Shared>,
+    row: Claimed,
+    permit: OwnedSemaphorePermit,
+    slot: Slot,
+    span: tracing::Span,
+) {
     let Some(claimed_at) = row.claimed_at.map(|t| t.0) else {
         return;
     };
@@ -199,6 +212,11 @@ async fn retry(shared: Arc<Shared>, row: Claimed, permit: OwnedSemaphorePermit, 
                     delivery_id: &row.id,
                     endpoint: &row.endpoint,
                     secret: &row.secret,
+                    previous_secret: signing_previous_secret(
+                        row.previous_secret.as_deref(),
+                        row.previous_secret_expires_at.map(|t| t.0),
+                        Timestamp::now(),
+                    ),
                     body: row.payload.as_bytes(),
                     idempotency_key: &row.idempotency_key,
                     attempt_number: made_so_far + 1,
@@ -206,6 +224,7 @@ async fn retry(shared: Arc<Shared>, row: Claimed, permit: OwnedSemaphorePermit, 
                     t0,
                     due: Some(due),
                 },
+                span,
             )
             .await;
             shared

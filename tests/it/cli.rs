@@ -59,6 +59,50 @@ pub(crate) struct Served {
     pub child: Child,
     pub addr: String,
     listening: serde_json::Value,
+    /// Its log lines after `listening`, as they come.
+    lines: mpsc::Receiver<String>,
+}
+
+impl Served {
+    /// Waits (bounded) for a log line whose `message` is `message`.
+    pub fn wait_for_log(&self, message: &str, deadline: Duration) -> serde_json::Value {
+        let end = std::time::Instant::now() + deadline;
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                        if v["message"] == message {
+                            return v;
+                        }
+                    }
+                }
+                Err(_) => panic!("no `{message}` log line within {deadline:?}"),
+            }
+        }
+    }
+
+    /// Sends a signal (`TERM`, `INT`, …) to the process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("kill: {e}"));
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits (bounded) for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<i32> {
+        let end = std::time::Instant::now() + deadline;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status.code(),
+                Ok(None) if std::time::Instant::now() < end => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) => panic!("the process did not exit within {deadline:?}"),
+                Err(e) => panic!("wait: {e}"),
+            }
+        }
+    }
 }
 
 impl Drop for Served {
@@ -70,9 +114,13 @@ impl Drop for Served {
 
 /// Starts `webhooks serve` with JSON logs and waits (bounded) for its `listening` line.
 pub(crate) fn serve(mut cmd: Command) -> Result<Served, String> {
-    cmd.arg("--json-formatting-logger")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.stdout(Stdio::null());
+    serve_keeping_stdout(cmd)
+}
+
+/// As [`serve`], with stdout as the command set it up (e.g. piped, for the stdout exporter).
+pub(crate) fn serve_keeping_stdout(mut cmd: Command) -> Result<Served, String> {
+    cmd.arg("--json-formatting-logger").stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
     let stderr = child.stderr.take().ok_or("no stderr")?;
     let (tx, rx) = mpsc::channel();
@@ -93,6 +141,7 @@ pub(crate) fn serve(mut cmd: Command) -> Result<Served, String> {
                             child,
                             addr,
                             listening: v,
+                            lines: rx,
                         });
                     }
                 }
@@ -225,8 +274,37 @@ fn bad_env_value_is_one_line_naming_flag_and_variable() {
 }
 
 #[test]
+fn auth_enabled_without_issuer_or_key_is_a_usage_error() {
+    let out = run(&mut webhooks(&["serve", "--auth-enabled"]));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--auth-enabled") && !out.stderr.contains("AUTH_ENABLED"),
+        "{}",
+        out.stderr
+    );
+    let out = run(webhooks(&["serve"]).env("AUTH_ENABLED", "true"));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--auth-enabled") && out.stderr.contains("AUTH_ENABLED"),
+        "{}",
+        out.stderr
+    );
+    // A malformed key digest is refused without repeating the value.
+    let out = run(&mut webhooks(&[
+        "serve",
+        "--auth-enabled",
+        "--auth-api-keys=sha256:abc",
+    ]));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(!out.stderr.contains("abc"), "{}", out.stderr);
+}
+
+#[test]
 fn unknown_flags_are_usage_errors() {
-    for flag in ["--no-such-flag", "--publisher-nats-enabled", "--auth-enabled"] {
+    for flag in ["--no-such-flag", "--publisher-nats-enabled", "--audit-enabled"] {
         let out = run(&mut webhooks(&["serve", flag]));
         assert_eq!(out.code, Some(2), "{flag}");
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);

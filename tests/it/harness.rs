@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use http_body_util::{BodyExt, Full};
@@ -79,6 +80,24 @@ impl TestDb {
         match &self.storage {
             StorageSettings::Postgres { uri } => uri.clone(),
             StorageSettings::Sqlite { path } => path.clone(),
+        }
+    }
+
+    /// Runs a statement on the database directly, past the service (to provoke faults).
+    pub fn execute(&self, sql: &str) {
+        match &self.storage {
+            StorageSettings::Postgres { uri } => {
+                let mut conn = PgConnection::establish(uri).unwrap_or_else(|e| panic!("{e}"));
+                diesel::sql_query(sql)
+                    .execute(&mut conn)
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+            StorageSettings::Sqlite { path } => {
+                let mut conn = diesel::SqliteConnection::establish(path).unwrap_or_else(|e| panic!("{e}"));
+                diesel::sql_query(sql)
+                    .execute(&mut conn)
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
         }
     }
 
@@ -256,6 +275,11 @@ impl TestApp {
         self.db
     }
 
+    /// Runs a statement on the database directly, past the service (to provoke faults).
+    pub fn execute(&self, sql: &str) {
+        self.db.execute(sql);
+    }
+
     pub fn store(&self) -> webhooks::store::Store {
         match &self.running {
             Some(r) => r.store.clone(),
@@ -303,6 +327,8 @@ pub struct Received {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When the request's body had arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -335,7 +361,6 @@ impl Received {
     }
 }
 
-/// An HTTP receiver on 127.0.0.1:0 that records every request and answers a settable status.
 /// How the receiver misbehaves (by default it answers with the set status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -345,11 +370,21 @@ pub enum Mode {
     Reset = 2,
 }
 
+/// What the receiver answers, settable while it runs.
+#[derive(Debug, Default)]
+struct Behaviour {
+    retry_after: Option<String>,
+    body: Option<Vec<u8>>,
+    headers: Vec<(String, String)>,
+    delay: Duration,
+}
+
+/// An HTTP receiver on 127.0.0.1:0 that records every request and answers a settable status.
 pub struct Receiver {
     pub addr: SocketAddr,
     status: Arc<AtomicU16>,
     mode: Arc<std::sync::atomic::AtomicU8>,
-    retry_after: Arc<Mutex<Option<String>>>,
+    behaviour: Arc<Mutex<Behaviour>>,
     received: Arc<Mutex<Vec<Received>>>,
     task: JoinHandle<()>,
 }
@@ -362,12 +397,12 @@ impl Receiver {
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let status = Arc::new(AtomicU16::new(status));
         let received = Arc::new(Mutex::new(Vec::new()));
-        let retry_after: Arc<Mutex<Option<String>>> = Arc::default();
+        let behaviour: Arc<Mutex<Behaviour>> = Arc::default();
         let mode: Arc<std::sync::atomic::AtomicU8> = Arc::default();
         let shared = (
             Arc::clone(&status),
             Arc::clone(&received),
-            Arc::clone(&retry_after),
+            Arc::clone(&behaviour),
             Arc::clone(&mode),
         );
         let task = tokio::spawn(async move {
@@ -375,7 +410,7 @@ impl Receiver {
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: hyper::Request<Incoming>| {
-                        let (s, r, ra, m) = shared.clone();
+                        let (s, r, b, m) = shared.clone();
                         async move {
                             let (parts, body) = req.into_parts();
                             let body = body
@@ -387,7 +422,10 @@ impl Receiver {
                                 .headers
                                 .iter()
                                 .map(|(k, v)| {
-                                    (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned())
+                                    (
+                                        k.as_str().to_owned(),
+                                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                    )
                                 })
                                 .collect();
                             if let Ok(mut all) = r.lock() {
@@ -396,6 +434,7 @@ impl Receiver {
                                     path: parts.uri.path().to_owned(),
                                     headers,
                                     body,
+                                    at: std::time::Instant::now(),
                                 });
                             }
                             match m.load(Ordering::SeqCst) {
@@ -403,14 +442,28 @@ impl Receiver {
                                 2 => return Err(std::io::Error::other("reset by the test receiver")),
                                 _ => {}
                             }
-                            let mut resp = hyper::Response::new(Full::new(Bytes::from_static(b"ok")));
+                            let (delay, body, extra, retry_after) = match b.lock() {
+                                Ok(b) => (b.delay, b.body.clone(), b.headers.clone(), b.retry_after.clone()),
+                                Err(_) => (Duration::ZERO, None, Vec::new(), None),
+                            };
+                            if !delay.is_zero() {
+                                tokio::time::sleep(delay).await;
+                            }
+                            let body = body.map_or_else(|| Bytes::from_static(b"ok"), Bytes::from);
+                            let mut resp = hyper::Response::new(Full::new(body));
                             *resp.status_mut() = hyper::StatusCode::from_u16(s.load(Ordering::SeqCst))
                                 .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-                            let retry_after = ra.lock().ok().and_then(|v| v.clone());
-                            if let Some(v) =
-                                retry_after.and_then(|v| hyper::header::HeaderValue::from_str(&v).ok())
-                            {
-                                resp.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+                            let extra = retry_after
+                                .map(|v| ("retry-after".to_owned(), v))
+                                .into_iter()
+                                .chain(extra);
+                            for (k, v) in extra {
+                                if let (Ok(k), Ok(v)) = (
+                                    hyper::header::HeaderName::from_bytes(k.as_bytes()),
+                                    hyper::header::HeaderValue::from_str(&v),
+                                ) {
+                                    resp.headers_mut().insert(k, v);
+                                }
                             }
                             Ok::<_, std::io::Error>(resp)
                         }
@@ -425,7 +478,7 @@ impl Receiver {
             addr,
             status,
             mode,
-            retry_after,
+            behaviour,
             received,
             task,
         }
@@ -443,10 +496,30 @@ impl Receiver {
         self.mode.store(mode as u8, Ordering::SeqCst);
     }
 
-    pub fn set_retry_after(&self, value: &str) {
-        if let Ok(mut v) = self.retry_after.lock() {
-            *v = Some(value.to_owned());
+    fn change(&self, f: impl FnOnce(&mut Behaviour)) {
+        if let Ok(mut b) = self.behaviour.lock() {
+            f(&mut b);
         }
+    }
+
+    pub fn set_retry_after(&self, value: &str) {
+        self.change(|b| b.retry_after = Some(value.to_owned()));
+    }
+
+    /// Answers with these body bytes (and headers) instead of `ok`.
+    pub fn set_body(&self, body: &[u8], headers: &[(&str, &str)]) {
+        self.change(|b| {
+            b.body = Some(body.to_vec());
+            b.headers = headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+        });
+    }
+
+    /// Answers only after `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        self.change(|b| b.delay = delay);
     }
 
     pub fn count(&self) -> usize {
@@ -603,6 +676,7 @@ pub fn config_row() -> webhooks::domain::config::Config {
         name: None,
         created_at: now,
         updated_at: now,
+        previous_secret: None,
     }
 }
 

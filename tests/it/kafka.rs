@@ -61,6 +61,8 @@ impl Producer {
         let inner = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("message.timeout.ms", "30000")
+            // Room for the large records of the size tests.
+            .set("message.max.bytes", "33554432")
             .set("compression.type", "none")
             .create()
             .unwrap_or_else(|e| panic!("producer: {e}"));
@@ -100,6 +102,30 @@ pub async fn record_count(bootstrap: &str, topic: &str, partitions: i32) -> i64 
                     .unwrap_or_else(|e| panic!("watermarks of {topic}/{p}: {e}"))
             })
             .sum()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The offset `group` committed for a partition of `topic`, None when it committed none.
+pub async fn committed(group: &str, topic: &str, partition: i32) -> Option<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", group)
+        .create()
+        .unwrap_or_else(|e| panic!("consumer: {e}"));
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    tokio::task::spawn_blocking(move || {
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("committed offsets of {partition}: {e}"));
+        committed.elements().first().and_then(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        })
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"))

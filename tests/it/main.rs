@@ -3,6 +3,7 @@
 mod harness;
 mod kafka;
 
+mod auth;
 mod cli;
 mod config_api;
 mod console;
@@ -10,10 +11,15 @@ mod crash;
 mod deliveries_api;
 mod delivery;
 mod events;
+mod liveness;
 mod migrations;
 mod openapi;
 mod replay;
 mod retention;
+mod secret_overlap;
+mod shutdown;
+mod signature_headers;
 mod sweep;
 mod test_route;
+mod traces;
 mod writes;

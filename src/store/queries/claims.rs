@@ -109,7 +109,7 @@ pub(super) fn claim_postgres(
          RETURNING deliveries.id, deliveries.idempotency_key, deliveries.payload, \
          deliveries.attempt_count, deliveries.replay_generation, deliveries.first_attempt_at, \
          deliveries.next_attempt_at, deliveries.claimed_at, deliveries.config_id, \
-         configs.endpoint, configs.secret",
+         configs.endpoint, configs.secret, configs.previous_secret, configs.previous_secret_expires_at",
     );
     let (ids, caps): (Vec<&str>, Vec<i64>) =
         limits.capped.iter().map(|(id, cap)| (id.as_str(), *cap)).unzip();
@@ -168,6 +168,8 @@ pub(super) fn claim_sqlite(
             deliveries::config_id,
             configs::endpoint,
             configs::secret,
+            configs::previous_secret,
+            configs::previous_secret_expires_at,
         ))
         .load::<Claimed>(conn)
 }

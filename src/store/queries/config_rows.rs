@@ -48,9 +48,16 @@ pub trait ConfigQueries {
     fn delete_config(&mut self, id: &str, now: Timestamp) -> QueryResult<Option<usize>>;
     /// Sets `active` unless already so (re-activation forgets `failing_since`); None when unknown.
     fn set_config_active(&mut self, id: &str, active: bool, now: Timestamp) -> QueryResult<Option<Config>>;
-    /// Sets the secret unless it is already the current one; None when unknown.
-    fn change_config_secret(&mut self, id: &str, secret: &str, now: Timestamp)
-        -> QueryResult<Option<Config>>;
+    /// Sets the secret unless it is already the current one; None when unknown. With
+    /// `keep_previous_until`, the replaced secret keeps signing until then (spec §2.5), replacing
+    /// any secret kept by an earlier change; without, no previous secret is kept.
+    fn change_config_secret(
+        &mut self,
+        id: &str,
+        secret: &str,
+        keep_previous_until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> QueryResult<Option<Config>>;
 
     /// Active, live configs: what the worker matches events against.
     fn active_configs(&mut self) -> QueryResult<Vec<Config>>;
@@ -275,6 +282,7 @@ macro_rules! config_queries {
                 &mut self,
                 id: &str,
                 secret: &str,
+                keep_previous_until: Option<Timestamp>,
                 now: Timestamp,
             ) -> QueryResult<Option<Config>> {
                 use crate::store::schema::configs;
@@ -284,15 +292,35 @@ macro_rules! config_queries {
                         id,
                         |c| c.secret == secret,
                         |conn| {
-                            diesel::update(configs::table.filter(configs::id.eq(id)))
-                                .set((
-                                    configs::secret.eq(secret),
-                                    configs::updated_at.eq(DbTime(now)),
-                                ))
-                                .execute(conn)
+                            let target = diesel::update(configs::table.filter(configs::id.eq(id)));
+                            let changes = (
+                                configs::secret.eq(secret),
+                                configs::updated_at.eq(DbTime(now)),
+                            );
+                            match keep_previous_until {
+                                // The right-hand side reads the row as it was: the secret replaced.
+                                Some(until) => target
+                                    .set((
+                                        changes,
+                                        configs::previous_secret.eq(configs::secret.nullable()),
+                                        configs::previous_secret_expires_at.eq(Some(DbTime(until))),
+                                    ))
+                                    .execute(conn),
+                                None => target
+                                    .set((
+                                        changes,
+                                        configs::previous_secret.eq(None::<String>),
+                                        configs::previous_secret_expires_at.eq(None::<DbTime>),
+                                    ))
+                                    .execute(conn),
+                            }
                         },
                         |c| {
-                            c.secret = secret.to_owned();
+                            let replaced = std::mem::replace(&mut c.secret, secret.to_owned());
+                            c.previous_secret = keep_previous_until.map(|expires_at| PreviousSecret {
+                                secret: replaced,
+                                expires_at,
+                            });
                             c.updated_at = now;
                         },
                     )

@@ -22,7 +22,7 @@ use std::collections::HashSet;
 
 use diesel::prelude::*;
 
-use crate::domain::config::Config;
+use crate::domain::config::{Config, PreviousSecret};
 use crate::domain::delivery::{DeliveryStatus, UnknownStatus};
 use crate::domain::time::Timestamp;
 use crate::store::model::{
@@ -68,6 +68,8 @@ struct ConfigRow {
     name: Option<String>,
     created_at: DbTime,
     updated_at: DbTime,
+    previous_secret: Option<String>,
+    previous_secret_expires_at: Option<DbTime>,
 }
 
 impl From<ConfigRow> for Config {
@@ -81,6 +83,10 @@ impl From<ConfigRow> for Config {
             name: r.name,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
+            previous_secret: PreviousSecret::from_columns(
+                r.previous_secret,
+                r.previous_secret_expires_at.map(|t| t.0),
+            ),
         }
     }
 }
