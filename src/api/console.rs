@@ -67,6 +67,16 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; \
                    frame-ancestors 'none'";
 
+/// Whether `path` is the page or one of its assets: they stay open with authentication on
+/// (spec §11), as the page must load before the browser has a key to send; they carry no data.
+pub(super) fn is_open(path: &str) -> bool {
+    path == "/console"
+        || path == "/console/"
+        || path
+            .strip_prefix("/console/")
+            .is_some_and(|name| ASSETS.iter().skip(1).any(|a| a.name == name))
+}
+
 /// Registered on the API surface only.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let resource = |path: &str| web::resource(path).default_service(web::to(super::method_not_allowed));

@@ -877,6 +877,13 @@ async fn console_asks_for_an_api_key() {
     })
     .await;
 
+    // Only the page's own files are open: any other path under /console is refused like the
+    // rest, so the route table stays hidden.
+    assert_eq!(app.get("/console/app.js").await.status, 200);
+    app.get("/console/nothing.js")
+        .await
+        .assert_error(401, "UNAUTHORIZED", "missing bearer token");
+
     let seen = proxy.seen();
     documented_operations(&seen);
     let right = format!("Bearer {KEY}");
