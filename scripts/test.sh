@@ -6,6 +6,7 @@
 # - Kafka: a real Kafka-protocol broker (tansu) on 127.0.0.1:$WEBHOOKS_TEST_KAFKA_PORT (default
 #   59092).
 # - Build dependencies: libpq's and OpenSSL's headers. See scripts/services.sh.
+# - Chromium and chromedriver for the console's browser test, with apt when missing.
 #
 # Extra arguments go to the test runner: ./scripts/test.sh -E 'test(config_api)'
 set -euo pipefail
@@ -17,6 +18,12 @@ KAFKA_PORT="${WEBHOOKS_TEST_KAFKA_PORT:-59092}"
 PG_OPTIONS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 # shellcheck source=scripts/services.sh
 . ./scripts/services.sh
+
+# The console's browser test (tests/it/console.rs) drives Debian's Chromium over WebDriver.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+    log "installing chromium and chromium-driver (the console's browser test)"
+    apt_install chromium chromium-driver
+fi
 
 # --- checks -----------------------------------------------------------------------------------
 log "cargo fmt --check"

@@ -2,6 +2,7 @@
 
 pub mod auth;
 mod configs;
+mod console;
 mod deliveries;
 pub mod errors;
 mod events;
@@ -71,8 +72,10 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 /// The route table. Each resource answers 405 for other methods; [`not_found`] covers the rest.
+/// The operator console's page and assets come along, outside the API (not in [`ROUTES`]).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     operational_routes(cfg);
+    console::routes(cfg);
     let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
     cfg.service(resource("/openapi.yaml").route(web::get().to(health::openapi)))
         .service(

@@ -420,6 +420,12 @@ both_backends!(change_secret, |backend| async move {
             app.get(&format!("/configs?id={id}")).await.json()["cursor"]["data"][0]["secret"],
             s
         );
+        // The unfiltered list too, which is served from memory between changes.
+        assert_eq!(
+            app.get("/configs").await.json()["cursor"]["data"][0]["secret"],
+            s,
+            "{body}"
+        );
         last = s;
     }
     // A supplied secret is validated (without the `invalid config:` prefix) and used.

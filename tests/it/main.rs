@@ -6,6 +6,7 @@ mod kafka;
 mod auth;
 mod cli;
 mod config_api;
+mod console;
 mod crash;
 mod deliveries_api;
 mod delivery;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use crate::harness::{Backend, TestApp};
 
 /// (METHOD, path) pairs under `paths:`: path keys at two spaces, operations at four.
-fn documented(doc: &str) -> BTreeSet<(String, String)> {
+pub(crate) fn documented(doc: &str) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     let mut in_paths = false;
     let mut path = String::new();

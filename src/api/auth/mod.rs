@@ -1,5 +1,5 @@
 //! API authentication (spec §11): with `--auth-enabled`, every request but the four
-//! operational `GET`s carries `Authorization: Bearer <credential>`, where the credential is an
+//! operational `GET`s and the console's static files carries `Authorization: Bearer <credential>`, where the credential is an
 //! `--auth-api-keys` key or a JWT of a trusted OIDC issuer; with `--auth-check-scopes`, reads
 //! need `<service>:read` (or `:write`) and everything else `<service>:write`.
 //!
@@ -27,7 +27,8 @@ use crate::config::AuthSettings;
 use keys::ApiKeys;
 use oidc::Issuers;
 
-/// The routes that stay open: probes, metrics and the API description.
+/// The routes that stay open: probes, metrics and the API description (and the console's
+/// static page and files, [`super::console::is_open`]).
 const OPEN: [&str; 4] = ["/_healthcheck", "/_info", "/metrics", "/openapi.yaml"];
 
 /// What a request does, for the scope check.
@@ -165,7 +166,8 @@ pub async fn require(
     let auth = req
         .app_data::<web::Data<AppState>>()
         .and_then(|state| state.auth.clone());
-    let open = req.method() == Method::GET && OPEN.contains(&req.path());
+    let open =
+        req.method() == Method::GET && (OPEN.contains(&req.path()) || super::console::is_open(req.path()));
     let Some(auth) = auth.filter(|_| !open) else {
         return next.call(req).await.map(ServiceResponse::map_into_left_body);
     };
