@@ -340,16 +340,20 @@ for role in serve worker; do
     CONTAINERS+=("$NAME-$role")
     run_webhooks "$NAME-$role" -d "${common[@]}" "$IMAGE" "$role" >/dev/null
 done
+# The address a container logged in its `listening` line (it listens on port 0). Reads the whole
+# log: a reader that stops early would fail the pipeline (pipefail).
 listen_addr() {
     podman logs "$NAME-$1" 2>&1 | "$PY" -c '
 import json, sys
+addrs = []
 for line in sys.stdin:
     try:
         v = json.loads(line)
     except ValueError:
         continue
-    if v.get("message") == "listening":
-        print(v["addr"]); break'
+    if isinstance(v, dict) and v.get("message") == "listening":
+        addrs.append(v["addr"])
+print(addrs[0] if addrs else "")'
 }
 for role in serve worker; do
     wait_for 60 test -n "$(listen_addr "$role")" || die "$role: no listening line"
@@ -364,7 +368,9 @@ log "ok: migrate, then serve ($SERVE) and worker ($WORKER) healthy on a read-onl
 image_version="$(sed -n 's/^Version: //p' <<<"$version")"
 info="$(curl -sf "$SERVE/_info")"
 [ "$info" = "{\"version\":\"$image_version\"}" ] || die "serve /_info: $info"
-curl -sf "$SERVE/openapi.yaml" | grep -q "^  version: $image_version\$" || die "openapi.yaml version is not $image_version"
+# (Not piped into grep -q: under pipefail, curl fails when grep stops reading early.)
+openapi="$(curl -sf "$SERVE/openapi.yaml")" || die "GET /openapi.yaml failed"
+grep -q "^  version: $image_version\$" <<<"$openapi" || die "openapi.yaml version is not $image_version"
 
 config="$(curl -sf -X POST "$SERVE/configs" -H 'Content-Type: application/json' \
     -d "{\"endpoint\":\"$RECEIVER\",\"eventTypes\":[\"deploy.check\"]}")" || die "POST /configs failed"
