@@ -469,9 +469,10 @@ fn one_line(err: &clap::Error, provenance: &Provenance) -> UsageError {
         .trim()
         .to_owned();
     if let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) {
+        // clap names an optional-value flag `--auto-migrate[=<BOOL>]`, others `--retry-period <DURATION>`.
         let long = arg
             .trim_start_matches("--")
-            .split([' ', '='])
+            .split([' ', '=', '['])
             .next()
             .unwrap_or_default();
         // A refused password or key is not echoed back (spec §7.3).
@@ -592,6 +593,16 @@ mod tests {
         };
         assert!(e.0.contains("--retry-period"), "{e}");
         assert!(e.0.contains("RETRY_PERIOD"), "{e}");
+        assert_eq!(e.0.lines().count(), 1, "{e}");
+    }
+
+    #[test]
+    fn bad_env_boolean_names_flag_and_variable_on_one_line() {
+        let Err(e) = parse_with(&["webhooks", "serve"], &[("AUTO_MIGRATE", "maybe")]) else {
+            panic!("accepted a bad boolean");
+        };
+        assert!(e.0.contains("--auto-migrate"), "{e}");
+        assert!(e.0.contains("AUTO_MIGRATE"), "{e}");
         assert_eq!(e.0.lines().count(), 1, "{e}");
     }
 

@@ -13,21 +13,14 @@ pub mod store; // storage interface, PostgreSQL and SQLite, migrations
 pub mod telemetry; // logging
 pub mod worker; // Kafka consumer, first attempts, durable writes, retry sweep
 
-/// The version printed by `webhooks version` and served by `/_info`; set `WEBHOOKS_VERSION` at
-/// build time to override.
-pub const VERSION: &str = match option_env!("WEBHOOKS_VERSION") {
-    Some(v) => v,
-    None => concat!("v", env!("CARGO_PKG_VERSION")),
-};
+/// The version printed by `webhooks version` and served by `/_info` and `/openapi.yaml`: `v` +
+/// the crate version unless `WEBHOOKS_VERSION` is given at build time (build.rs).
+pub const VERSION: &str = env!("WEBHOOKS_VERSION");
 
-/// Build date (`WEBHOOKS_BUILD_DATE` at build time), `-` when unknown.
-pub const BUILD_DATE: &str = match option_env!("WEBHOOKS_BUILD_DATE") {
-    Some(v) => v,
-    None => "-",
-};
+/// Build date, UTC RFC 3339 (build.rs: `WEBHOOKS_BUILD_DATE`, else `SOURCE_DATE_EPOCH`, else the
+/// time of the build), `-` when unknown.
+pub const BUILD_DATE: &str = env!("WEBHOOKS_BUILD_DATE");
 
-/// Commit (`WEBHOOKS_COMMIT` at build time), `-` when unknown.
-pub const COMMIT: &str = match option_env!("WEBHOOKS_COMMIT") {
-    Some(v) => v,
-    None => "-",
-};
+/// Short commit hash (build.rs: `WEBHOOKS_COMMIT`, else `git rev-parse --short HEAD`), `-` when
+/// unknown.
+pub const COMMIT: &str = env!("WEBHOOKS_COMMIT");

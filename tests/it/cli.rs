@@ -223,19 +223,47 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 }
 
 #[test]
-fn version_prints_three_lines() {
+fn version_prints_three_lines_with_the_build_stamp() {
     let out = run(&mut webhooks(&["version"]));
     assert_eq!(out.code, Some(0));
-    let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(
-        lines,
-        [
-            format!("Version: {}", webhooks::VERSION).as_str(),
-            "Date: -",
-            "Commit: -"
-        ]
+    assert!(
+        out.stdout.ends_with('\n') && !out.stdout.contains(" \n"),
+        "{:?}",
+        out.stdout
     );
-    assert!(out.stdout.ends_with("Commit: -\n"));
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert_eq!(lines[0], format!("Version: {}", webhooks::VERSION));
+    let date = lines[1]
+        .strip_prefix("Date: ")
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    let commit = lines[2]
+        .strip_prefix("Commit: ")
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    // Cargo also hands the build script's variables to the test at run time, so the values are
+    // checked against the clock and git here, not against the environment.
+    let parsed = chrono::DateTime::parse_from_rfc3339(date)
+        .map(|_| ())
+        .or_else(|_| chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").map(|_| ()));
+    assert!(
+        parsed.is_ok(),
+        "date {date:?} is neither an RFC 3339 date-time nor a date"
+    );
+    assert!(
+        commit.len() >= 7 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+        "commit {commit:?} is not a hash; build from a git checkout or set WEBHOOKS_COMMIT"
+    );
+    // In a checkout (not, e.g., an Earthly build context without .git), it is HEAD's.
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    if let Some(head) = head {
+        assert!(head.starts_with(commit), "commit {commit:?} is not HEAD {head:?}");
+    }
 }
 
 #[test]
@@ -346,6 +374,18 @@ fn auth_enabled_without_issuer_or_key_is_a_usage_error() {
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(!out.stderr.contains("abc"), "{}", out.stderr);
+}
+
+#[test]
+fn bad_env_boolean_is_one_line_naming_flag_and_variable() {
+    let out = run(webhooks(&["serve"]).env("AUTO_MIGRATE", "maybe"));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--auto-migrate") && out.stderr.contains("AUTO_MIGRATE"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
