@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::{self, Call};
-use super::isolation::Admission;
+use super::isolation::DeferReason;
 use super::tracker::{OffsetTracker, PartitionKey};
 use super::writer::Job;
 use super::Shared;
@@ -297,6 +297,26 @@ pub async fn dispatch(
     }
 }
 
+/// Stores a delivery `pending` without a call, due at `due`; false when the writer is gone.
+#[allow(clippy::too_many_arguments)]
+async fn defer(
+    shared: &Shared,
+    event: &Event,
+    event_id: &str,
+    config_id: &str,
+    id: String,
+    due: Timestamp,
+    reason: DeferReason,
+    ack: Option<(PartitionKey, i64)>,
+) -> bool {
+    metrics()
+        .deliveries_deferred
+        .with_label_values(&[reason.as_str()])
+        .inc();
+    let row = attempt::deferred(event, event_id, config_id, id, due);
+    shared.writer.send(Job::first(row, ack)).await.is_ok()
+}
+
 /// Matches a record and starts or defers its deliveries; false when stopping.
 async fn handle(
     record: Record,
@@ -351,21 +371,26 @@ async fn handle(
         let (ev, ev_id) = &*event;
         let id = delivery_id(ev_id, &config.id);
         let ack = Some((partition.clone(), offset));
-        let slot = match shared.isolation.admit(&config.id, Timestamp::now()) {
-            Admission::Defer { due, reason } => {
-                metrics()
-                    .deliveries_deferred
-                    .with_label_values(&[reason.as_str()])
-                    .inc();
-                let row = attempt::deferred(ev, ev_id, &config.id, id, due);
-                if shared.writer.send(Job::first(row, ack)).await.is_err() {
-                    return false;
-                }
-                continue;
+        // A config that may not be called now is deferred at once (spec §10.2).
+        if let Some(due) = shared.isolation.circuit_deferral(&config.id, Timestamp::now()) {
+            if !defer(
+                shared,
+                ev,
+                ev_id,
+                &config.id,
+                id,
+                due,
+                DeferReason::CircuitOpen,
+                ack,
+            )
+            .await
+            {
+                return false;
             }
-            Admission::Call(permit) => shared.isolation.slot(&config.id, permit),
-        };
-        // Back-pressure: with every global slot busy, consumption waits here.
+            continue;
+        }
+        // Back-pressure: with every global slot busy, consumption waits here. Only then is
+        // the config's own slot taken, so slots count calls in flight, never waits.
         let permit = tokio::select! {
             biased;
             () = stop.cancelled() => return false,
@@ -373,6 +398,26 @@ async fn handle(
                 Ok(p) => p,
                 Err(_) => return false,
             },
+        };
+        let Some(slot) = shared.isolation.try_slot(&config.id) else {
+            drop(permit);
+            // Busy (spec §10.1): stored pending, due now; the sweep sends it when a slot frees.
+            let now = Timestamp::now();
+            if !defer(
+                shared,
+                ev,
+                ev_id,
+                &config.id,
+                id,
+                now,
+                DeferReason::EndpointBusy,
+                ack,
+            )
+            .await
+            {
+                return false;
+            }
+            continue;
         };
         let (shared, event) = (Arc::clone(shared), Arc::clone(&event));
         let span = attempt::span(&record_span, &id, &config.id, 1);
@@ -401,12 +446,14 @@ async fn handle(
                 span,
             )
             .await;
+            // The call is over: its slot frees now; the global permit is held until the writer
+            // takes the outcome, so a slow database slows consumption instead.
+            drop(slot);
             shared
                 .isolation
                 .record(&config.id, made.outcome, made.done(), &made.attempt.error);
             let row = attempt::first_attempt(event, event_id, &config.id, id, made);
             let _ = shared.writer.send(Job::first(row, ack)).await;
-            drop(slot);
             drop(permit);
         });
     }

@@ -46,14 +46,6 @@ impl DeferReason {
     }
 }
 
-/// What a first attempt may do now.
-pub enum Admission {
-    /// Call now, holding one of the config's slots.
-    Call(OwnedSemaphorePermit),
-    /// Store the delivery `pending`, due at `due`, without a call.
-    Defer { due: Timestamp, reason: DeferReason },
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Circuit {
     Closed {
@@ -159,37 +151,27 @@ impl Isolation {
         *c
     }
 
-    /// Whether a first attempt for `config_id` may call now. It never waits: a busy config or a
-    /// circuit that is not closed defers the delivery (half-open circuits are probed by the
-    /// sweep, with the earliest due delivery).
-    pub fn admit(&self, config_id: &str, now: Timestamp) -> Admission {
-        let endpoint = self.endpoint(config_id);
-        match self.current(&endpoint, now) {
-            Circuit::Open { until, .. } => Admission::Defer {
-                due: until,
-                reason: DeferReason::CircuitOpen,
-            },
-            Circuit::HalfOpen { .. } => Admission::Defer {
-                due: now,
-                reason: DeferReason::CircuitOpen,
-            },
-            Circuit::Closed { .. } => match Arc::clone(&endpoint.slots).try_acquire_owned() {
-                Ok(permit) => Admission::Call(permit),
-                Err(_) => Admission::Defer {
-                    due: now,
-                    reason: DeferReason::EndpointBusy,
-                },
-            },
+    /// Whether a first attempt for `config_id` must be deferred because of its circuit (spec
+    /// §10.2): while open, due when the period ends; while half-open, due now (the sweep probes
+    /// with the earliest due delivery). None when the circuit is closed.
+    pub fn circuit_deferral(&self, config_id: &str, now: Timestamp) -> Option<Timestamp> {
+        match self.current(&self.endpoint(config_id), now) {
+            Circuit::Open { until, .. } => Some(until),
+            Circuit::HalfOpen { .. } => Some(now),
+            Circuit::Closed { .. } => None,
         }
     }
 
-    /// Wraps a permit from [`Isolation::admit`] into a slot.
-    pub fn slot(&self, config_id: &str, permit: OwnedSemaphorePermit) -> Slot {
-        Slot {
+    /// One of the config's slots if one is free now; a first attempt never waits for one
+    /// (spec §10.1): without, its delivery is deferred.
+    pub fn try_slot(&self, config_id: &str) -> Option<Slot> {
+        let endpoint = self.endpoint(config_id);
+        let permit = Arc::clone(&endpoint.slots).try_acquire_owned().ok()?;
+        Some(Slot {
             _permit: permit,
-            endpoint: self.endpoint(config_id),
+            endpoint,
             slot_freed: Arc::clone(&self.slot_freed),
-        }
+        })
     }
 
     /// A slot for a row the sweep claimed (within the limits it was given, so normally free at
@@ -373,27 +355,15 @@ mod tests {
         )
     }
 
-    fn deferred(a: Admission) -> Option<(Timestamp, DeferReason)> {
-        match a {
-            Admission::Defer { due, reason } => Some((due, reason)),
-            Admission::Call(_) => None,
-        }
-    }
-
     #[test]
-    fn a_busy_config_defers_instead_of_waiting() {
+    fn a_busy_config_has_no_slot_and_others_are_unaffected() {
         let iso = isolation(0);
-        let a = iso.admit("c", at(0));
-        let b = iso.admit("c", at(0));
-        assert!(matches!((&a, &b), (Admission::Call(_), Admission::Call(_))));
-        assert_eq!(
-            deferred(iso.admit("c", at(0))),
-            Some((at(0), DeferReason::EndpointBusy))
-        );
-        assert!(
-            deferred(iso.admit("other", at(0))).is_none(),
-            "another config is unaffected"
-        );
+        let (a, b) = (iso.try_slot("c"), iso.try_slot("c"));
+        assert!(a.is_some() && b.is_some());
+        assert!(iso.try_slot("c").is_none());
+        assert!(iso.try_slot("other").is_some(), "another config is unaffected");
+        drop(a);
+        assert!(iso.try_slot("c").is_some(), "a slot frees when its call ends");
     }
 
     #[test]
@@ -402,52 +372,40 @@ mod tests {
         for _ in 0..2 {
             iso.record("c", AttemptOutcome::RetryableFailure, at(0), "500");
         }
-        assert!(
-            deferred(iso.admit("c", at(0))).is_none(),
+        assert_eq!(
+            iso.circuit_deferral("c", at(0)),
+            None,
             "two failures keep it closed"
         );
         // A 4xx neither counts nor resets.
         iso.record("c", AttemptOutcome::PermanentFailure, at(0), "404");
         iso.record("c", AttemptOutcome::RetryableFailure, at(1), "500");
-        assert_eq!(
-            deferred(iso.admit("c", at(2))),
-            Some((at(11), DeferReason::CircuitOpen))
-        );
+        assert_eq!(iso.circuit_deferral("c", at(2)), Some(at(11)));
         assert_eq!(iso.next_probe(), Some(at(11)));
-        let limits = iso.claim_limits(100, at(5));
-        assert_eq!(limits.excluded(), ["c"]);
+        assert_eq!(iso.claim_limits(100, at(5)).excluded(), ["c"]);
         // Half-open: first attempts still defer, the sweep may take exactly one row.
-        assert_eq!(
-            deferred(iso.admit("c", at(11))),
-            Some((at(11), DeferReason::CircuitOpen))
-        );
+        assert_eq!(iso.circuit_deferral("c", at(11)), Some(at(11)));
         assert_eq!(iso.claim_limits(100, at(11)).capped, [("c".to_owned(), 1)]);
         iso.claimed("c");
         assert_eq!(iso.claim_limits(100, at(11)).capped, [("c".to_owned(), 0)]);
         // The probe fails: open for twice the period.
         iso.record("c", AttemptOutcome::RetryableFailure, at(12), "500");
-        assert_eq!(
-            deferred(iso.admit("c", at(13))),
-            Some((at(32), DeferReason::CircuitOpen))
-        );
+        assert_eq!(iso.circuit_deferral("c", at(13)), Some(at(32)));
         // And again: doubled, capped at the max backoff (25 s).
         iso.claim_limits(100, at(32));
         iso.claimed("c");
         iso.record("c", AttemptOutcome::RetryableFailure, at(33), "500");
-        assert_eq!(
-            deferred(iso.admit("c", at(34))),
-            Some((at(58), DeferReason::CircuitOpen))
-        );
-        // A successful probe closes it.
+        assert_eq!(iso.circuit_deferral("c", at(34)), Some(at(58)));
+        // A probe ended without a call frees the half-open circuit for another.
         iso.claim_limits(100, at(58));
         iso.claimed("c");
+        iso.no_call("c");
+        assert_eq!(iso.claim_limits(100, at(58)).capped, [("c".to_owned(), 1)]);
+        // A successful probe closes it.
+        iso.claimed("c");
         iso.record("c", AttemptOutcome::Succeeded, at(59), "");
-        assert!(deferred(iso.admit("c", at(59))).is_none());
-        assert!(iso
-            .claim_limits(100, at(59))
-            .capped
-            .iter()
-            .all(|(_, cap)| *cap > 0));
+        assert_eq!(iso.circuit_deferral("c", at(59)), None);
+        assert!(iso.claim_limits(100, at(59)).capped.is_empty());
     }
 
     #[test]
@@ -456,6 +414,6 @@ mod tests {
         for _ in 0..100 {
             iso.record("c", AttemptOutcome::RetryableFailure, at(0), "500");
         }
-        assert!(deferred(iso.admit("c", at(0))).is_none());
+        assert_eq!(iso.circuit_deferral("c", at(0)), None);
     }
 }

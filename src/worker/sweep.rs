@@ -227,6 +227,7 @@ async fn retry(
                 span,
             )
             .await;
+            drop(slot);
             shared
                 .isolation
                 .record(&row.config_id, made.outcome, made.done(), &made.attempt.error);
@@ -234,6 +235,5 @@ async fn retry(
         }
     };
     let _ = shared.writer.send(Job::Complete(Box::new(completion))).await;
-    drop(slot);
     drop(permit);
 }

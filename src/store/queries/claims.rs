@@ -59,15 +59,16 @@ pub trait Claims {
     fn count_with_status(&mut self, status: crate::domain::delivery::DeliveryStatus) -> QueryResult<i64>;
 }
 
-/// The claim's row selection; `{caps}` is the backend's table of (config_id, cap) and `{lock}`
-/// its row lock. Parameters: 1 now, 2 total, 3 scan, 4 per-config default, 5 the caps.
+/// The claim's row selection over a read-only scan of the earliest due rows; only the rows
+/// picked are then locked (PostgreSQL), since a row lock is a write. Parameters: 1 now,
+/// 2 total, 3 scan, 4 per-config default; the backend's `caps` table of (config_id, cap).
 const PICK: &str = "\
     due AS ( \
       SELECT d.id, d.config_id, d.next_attempt_at FROM deliveries d \
       WHERE d.status = 'pending' AND d.next_attempt_at <= {now} \
         AND d.config_id IN (SELECT id FROM configs WHERE active AND deleted_at IS NULL) \
         AND d.config_id NOT IN (SELECT config_id FROM caps WHERE cap <= 0) \
-      ORDER BY d.next_attempt_at, d.id LIMIT {scan} {lock}), \
+      ORDER BY d.next_attempt_at, d.id LIMIT {scan}), \
     ranked AS ( \
       SELECT due.id, due.next_attempt_at, COALESCE(caps.cap, {per_config}) AS cap, \
         row_number() OVER (PARTITION BY due.config_id ORDER BY due.next_attempt_at, due.id) AS rn \
@@ -78,13 +79,12 @@ const PICK: &str = "\
 const LEASE: &str = "status = 'delivering', claimed_at = {now}, updated_at = {now}, \
                      first_attempt_at = COALESCE(first_attempt_at, {now})";
 
-fn claim_sql(caps: &str, lock: &str, mark: char, tail: &str) -> String {
+fn claim_sql(caps: &str, mark: char, tail: &str) -> String {
     let fill = |s: &str| {
         s.replace("{now}", &format!("{mark}1"))
             .replace("{total}", &format!("{mark}2"))
             .replace("{scan}", &format!("{mark}3"))
             .replace("{per_config}", &format!("{mark}4"))
-            .replace("{lock}", lock)
     };
     format!(
         "WITH caps AS ({caps}), {} {}",
@@ -93,8 +93,8 @@ fn claim_sql(caps: &str, lock: &str, mark: char, tail: &str) -> String {
     )
 }
 
-/// PostgreSQL: one statement. Rows another worker has locked are skipped, and the update joins
-/// the configs to return the endpoint and secret of the call.
+/// PostgreSQL: one statement. Picked rows another worker has locked, or claimed meanwhile, are
+/// skipped, and the update joins the configs to return the endpoint and secret of the call.
 pub(super) fn claim_postgres(
     conn: &mut PgConnection,
     limits: &ClaimLimits,
@@ -102,10 +102,11 @@ pub(super) fn claim_postgres(
 ) -> QueryResult<Vec<Claimed>> {
     let sql = claim_sql(
         "SELECT * FROM unnest($5::text[], $6::bigint[]) AS c(config_id, cap)",
-        "FOR UPDATE SKIP LOCKED",
         '$',
-        "UPDATE deliveries SET {lease} FROM picked, configs \
-         WHERE deliveries.id = picked.id AND configs.id = deliveries.config_id \
+        ", locked AS (SELECT id FROM deliveries WHERE id IN (SELECT id FROM picked) \
+         AND status = 'pending' FOR UPDATE SKIP LOCKED) \
+         UPDATE deliveries SET {lease} FROM locked, configs \
+         WHERE deliveries.id = locked.id AND configs.id = deliveries.config_id \
          RETURNING deliveries.id, deliveries.idempotency_key, deliveries.payload, \
          deliveries.attempt_count, deliveries.replay_generation, deliveries.first_attempt_at, \
          deliveries.next_attempt_at, deliveries.claimed_at, deliveries.config_id, \
@@ -134,7 +135,6 @@ pub(super) fn claim_sqlite(
     let sql = claim_sql(
         "SELECT json_extract(value, '$[0]') AS config_id, json_extract(value, '$[1]') AS cap \
          FROM json_each(?5)",
-        "",
         '?',
         "UPDATE deliveries SET {lease} WHERE id IN (SELECT id FROM picked) RETURNING id",
     );
