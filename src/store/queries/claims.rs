@@ -5,7 +5,13 @@
 //! config's free slots; among the picked rows, the n-th row of every config comes before the
 //! (n+1)-th row of any, so one config with a deep backlog never takes every slot. Configs with no
 //! free slot (busy, circuit open, probe in flight) are left out entirely, so their due rows never
-//! hide other configs' rows from the scan.
+//! hide other configs' rows.
+//!
+//! PostgreSQL picks per active config, each from its own range of the partial index
+//! `deliveries_pending_by_config`: a claim reads about what it takes, whatever the backlog
+//! (a scan of the earliest due rows joined to the configs was planned as a sequential scan of
+//! every pending row, 70 ms per claim with 100,000 due rows). SQLite, one process by design,
+//! scans the earliest due rows of claimable configs and ranks them.
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -37,7 +43,7 @@ impl ClaimLimits {
             .collect()
     }
 
-    /// How many due rows are scanned to pick `total`: enough that configs at their cap leave
+    /// How many due rows SQLite scans to pick `total`: enough that configs at their cap leave
     /// room for others, bounded so a claim stays a short statement.
     fn scan(&self) -> i64 {
         self.total
@@ -59,84 +65,80 @@ pub trait Claims {
     fn count_with_status(&mut self, status: crate::domain::delivery::DeliveryStatus) -> QueryResult<i64>;
 }
 
-/// The claim's row selection over a read-only scan of the earliest due rows; only the rows
-/// picked are then locked (PostgreSQL), since a row lock is a write. Parameters: 1 now,
-/// 2 total, 3 scan, 4 per-config default; the backend's `caps` table of (config_id, cap).
-const PICK: &str = "\
-    due AS ( \
-      SELECT d.id, d.config_id, d.next_attempt_at FROM deliveries d \
-      WHERE d.status = 'pending' AND d.next_attempt_at <= {now} \
-        AND d.config_id IN (SELECT id FROM configs WHERE active AND deleted_at IS NULL) \
-        AND d.config_id NOT IN (SELECT config_id FROM caps WHERE cap <= 0) \
-      ORDER BY d.next_attempt_at, d.id LIMIT {scan}), \
-    ranked AS ( \
-      SELECT due.id, due.next_attempt_at, COALESCE(caps.cap, {per_config}) AS cap, \
-        row_number() OVER (PARTITION BY due.config_id ORDER BY due.next_attempt_at, due.id) AS rn \
-      FROM due LEFT JOIN caps ON caps.config_id = due.config_id), \
-    picked AS (SELECT id FROM ranked WHERE rn <= cap ORDER BY rn, next_attempt_at, id LIMIT {total})";
-
 /// The claim's lease: `first_attempt_at` starts the generation's window at its first call.
-const LEASE: &str = "status = 'delivering', claimed_at = {now}, updated_at = {now}, \
-                     first_attempt_at = COALESCE(first_attempt_at, {now})";
-
-fn claim_sql(caps: &str, mark: char, tail: &str) -> String {
-    let fill = |s: &str| {
-        s.replace("{now}", &format!("{mark}1"))
-            .replace("{total}", &format!("{mark}2"))
-            .replace("{scan}", &format!("{mark}3"))
-            .replace("{per_config}", &format!("{mark}4"))
-    };
+/// `$1`/`?1` is `now`.
+fn lease(mark: char) -> String {
     format!(
-        "WITH caps AS ({caps}), {} {}",
-        fill(PICK),
-        fill(tail).replace("{lease}", &fill(LEASE))
+        "status = 'delivering', claimed_at = {mark}1, updated_at = {mark}1, \
+         first_attempt_at = COALESCE(first_attempt_at, {mark}1)"
     )
 }
 
-/// PostgreSQL: one statement. Picked rows another worker has locked, or claimed meanwhile, are
-/// skipped, and the update joins the configs to return the endpoint and secret of the call.
+/// PostgreSQL: one statement. `$1` now, `$2` total, `$3` the per-config default, `$4`/`$5` the
+/// capped configs and their caps. Picked rows another worker has locked, or claimed meanwhile,
+/// are skipped (only those are locked: a row lock is a write), and the update joins the configs
+/// to return the endpoint and secrets of the call.
 pub(super) fn claim_postgres(
     conn: &mut PgConnection,
     limits: &ClaimLimits,
     now: Timestamp,
 ) -> QueryResult<Vec<Claimed>> {
-    let sql = claim_sql(
-        "SELECT * FROM unnest($5::text[], $6::bigint[]) AS c(config_id, cap)",
-        '$',
-        ", locked AS (SELECT id FROM deliveries WHERE id IN (SELECT id FROM picked) \
-         AND status = 'pending' FOR UPDATE SKIP LOCKED) \
-         UPDATE deliveries SET {lease} FROM locked, configs \
+    let sql = format!(
+        "WITH caps AS (SELECT * FROM unnest($4::text[], $5::bigint[]) AS c(config_id, cap)), \
+         cfg AS (SELECT c.id, COALESCE(caps.cap, $3) AS cap FROM configs c \
+           LEFT JOIN caps ON caps.config_id = c.id \
+           WHERE c.active AND c.deleted_at IS NULL AND COALESCE(caps.cap, $3) > 0), \
+         picked AS (SELECT x.id FROM cfg CROSS JOIN LATERAL ( \
+             SELECT d.id, d.next_attempt_at, \
+               row_number() OVER (ORDER BY d.next_attempt_at, d.id) AS rn \
+             FROM deliveries d \
+             WHERE d.config_id = cfg.id AND d.status = 'pending' AND d.next_attempt_at <= $1 \
+             ORDER BY d.next_attempt_at, d.id LIMIT cfg.cap) x \
+           ORDER BY x.rn, x.next_attempt_at, x.id LIMIT $2), \
+         locked AS (SELECT id FROM deliveries WHERE id IN (SELECT id FROM picked) \
+           AND status = 'pending' FOR UPDATE SKIP LOCKED) \
+         UPDATE deliveries SET {} FROM locked, configs \
          WHERE deliveries.id = locked.id AND configs.id = deliveries.config_id \
          RETURNING deliveries.id, deliveries.idempotency_key, deliveries.payload, \
          deliveries.attempt_count, deliveries.replay_generation, deliveries.first_attempt_at, \
          deliveries.next_attempt_at, deliveries.claimed_at, deliveries.config_id, \
          configs.endpoint, configs.secret, configs.previous_secret, configs.previous_secret_expires_at",
+        lease('$')
     );
     let (ids, caps): (Vec<&str>, Vec<i64>) =
         limits.capped.iter().map(|(id, cap)| (id.as_str(), *cap)).unzip();
     diesel::sql_query(sql)
         .bind::<Ts, _>(DbTime(now))
         .bind::<BigInt, _>(limits.total)
-        .bind::<BigInt, _>(limits.scan())
         .bind::<BigInt, _>(limits.per_config)
         .bind::<Array<Text>, _>(ids)
         .bind::<Array<BigInt>, _>(caps)
         .load::<Claimed>(conn)
 }
 
-/// SQLite: the caps travel as one JSON array, and since `RETURNING` may not name the joined
-/// configs, the claimed rows are read back by id (inside the same write transaction).
+/// SQLite: `?1` now, `?2` total, `?3` scan, `?4` the per-config default, `?5` the caps as one
+/// JSON array. Since `RETURNING` may not name the joined configs, the claimed rows are read back
+/// by id (inside the same write transaction).
 pub(super) fn claim_sqlite(
     conn: &mut SqliteConnection,
     limits: &ClaimLimits,
     now: Timestamp,
 ) -> QueryResult<Vec<Claimed>> {
     use crate::store::schema::{configs, deliveries};
-    let sql = claim_sql(
-        "SELECT json_extract(value, '$[0]') AS config_id, json_extract(value, '$[1]') AS cap \
-         FROM json_each(?5)",
-        '?',
-        "UPDATE deliveries SET {lease} WHERE id IN (SELECT id FROM picked) RETURNING id",
+    let sql = format!(
+        "WITH caps AS (SELECT json_extract(value, '$[0]') AS config_id, \
+           json_extract(value, '$[1]') AS cap FROM json_each(?5)), \
+         due AS (SELECT d.id, d.config_id, d.next_attempt_at FROM deliveries d \
+           WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 \
+             AND d.config_id IN (SELECT id FROM configs WHERE active AND deleted_at IS NULL) \
+             AND d.config_id NOT IN (SELECT config_id FROM caps WHERE cap <= 0) \
+           ORDER BY d.next_attempt_at, d.id LIMIT ?3), \
+         ranked AS (SELECT due.id, due.next_attempt_at, COALESCE(caps.cap, ?4) AS cap, \
+             row_number() OVER (PARTITION BY due.config_id ORDER BY due.next_attempt_at, due.id) AS rn \
+           FROM due LEFT JOIN caps ON caps.config_id = due.config_id), \
+         picked AS (SELECT id FROM ranked WHERE rn <= cap ORDER BY rn, next_attempt_at, id LIMIT ?2) \
+         UPDATE deliveries SET {} WHERE id IN (SELECT id FROM picked) RETURNING id",
+        lease('?')
     );
     let caps = serde_json::to_string(&limits.capped)
         .map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
@@ -172,6 +174,42 @@ pub(super) fn claim_sqlite(
             configs::previous_secret_expires_at,
         ))
         .load::<Claimed>(conn)
+}
+
+/// The next due time: the earliest pending row of each claimable config, read from the
+/// partial index per config (one index descent each) rather than from every pending row.
+const NEXT_DUE: &str = "SELECT MIN((SELECT MIN(d.next_attempt_at) FROM deliveries d \
+      WHERE d.config_id = c.id AND d.status = 'pending')) AS due \
+    FROM configs c WHERE c.active AND c.deleted_at IS NULL";
+
+#[derive(QueryableByName)]
+struct Due {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Ts>)]
+    due: Option<DbTime>,
+}
+
+pub(super) fn next_due_postgres(
+    conn: &mut PgConnection,
+    excluded: &[String],
+) -> QueryResult<Option<Timestamp>> {
+    let due = diesel::sql_query(format!("{NEXT_DUE} AND NOT (c.id = ANY($1))"))
+        .bind::<Array<Text>, _>(excluded)
+        .get_result::<Due>(conn)?;
+    Ok(due.due.map(|t| t.0))
+}
+
+pub(super) fn next_due_sqlite(
+    conn: &mut SqliteConnection,
+    excluded: &[String],
+) -> QueryResult<Option<Timestamp>> {
+    let excluded =
+        serde_json::to_string(excluded).map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
+    let due = diesel::sql_query(format!(
+        "{NEXT_DUE} AND c.id NOT IN (SELECT value FROM json_each(?1))"
+    ))
+    .bind::<Text, _>(excluded)
+    .get_result::<Due>(conn)?;
+    Ok(due.due.map(|t| t.0))
 }
 
 macro_rules! claim_queries {
@@ -217,21 +255,7 @@ macro_rules! claim_queries {
             }
 
             fn next_due(&mut self, excluded: &[String]) -> QueryResult<Option<Timestamp>> {
-                use crate::store::schema::{configs, deliveries};
-                let due: Option<DbTime> = deliveries::table
-                    .select(diesel::dsl::min(deliveries::next_attempt_at))
-                    .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
-                    .filter(
-                        deliveries::config_id.eq_any(
-                            configs::table
-                                .select(configs::id)
-                                .filter(configs::active.eq(true))
-                                .filter(configs::deleted_at.is_null()),
-                        ),
-                    )
-                    .filter(diesel::dsl::not(deliveries::config_id.eq_any(excluded)))
-                    .first(self)?;
-                Ok(due.map(|t| t.0))
+                next_due_rows(self, excluded)
             }
 
             fn count_with_status(&mut self, status: DeliveryStatus) -> QueryResult<i64> {

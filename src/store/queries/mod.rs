@@ -119,7 +119,7 @@ mod postgres {
     use diesel::pg::PgConnection;
     use diesel::sql_types::{Array, BigInt, Nullable, Text};
 
-    use super::claims::claim_postgres as claim_rows;
+    use super::claims::{claim_postgres as claim_rows, next_due_postgres as next_due_rows};
     use super::*;
     use crate::store::types::Ts;
 
@@ -229,7 +229,7 @@ mod postgres {
 mod sqlite {
     use diesel::sqlite::SqliteConnection;
 
-    use super::claims::claim_sqlite as claim_rows;
+    use super::claims::{claim_sqlite as claim_rows, next_due_sqlite as next_due_rows};
     use super::*;
 
     type Conn = SqliteConnection;
