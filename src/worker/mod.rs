@@ -145,6 +145,7 @@ impl Worker {
                 storage_ok: Arc::clone(&storage_ok),
                 auto_disable_after: settings.isolation.auto_disable_after,
                 unstored: Arc::clone(&unstored),
+                known_healthy: Mutex::default(),
             }
             .run(writer_rx),
         );

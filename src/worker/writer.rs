@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Notify};
 
@@ -93,7 +93,14 @@ pub struct Writer {
     pub auto_disable_after: Option<Duration>,
     /// Outcomes taken from the queue and not yet stored (what a stop past its deadline loses).
     pub unstored: Arc<AtomicUsize>,
+    /// Configs whose `failing_since` this process stored or saw as NULL, and when: a batch of
+    /// successes for them writes nothing until the belief is [`HEALTH_BELIEF`] old (another
+    /// process's failures may have set it meanwhile).
+    pub known_healthy: Mutex<HashMap<String, Instant>>,
 }
+
+/// How long a config counts as known healthy without asking the database again.
+const HEALTH_BELIEF: Duration = Duration::from_secs(30);
 
 impl Writer {
     /// Runs until every sender of `rx` is gone, the queue is drained and every batch is written.
@@ -249,10 +256,20 @@ impl Writer {
 
     /// `failing_since` and auto-disable (spec §10.2). Advisory: an error is logged, the
     /// deliveries are stored already and the next batch records the health again.
-    async fn record_health(&self, health: Vec<ConfigHealth>) {
+    async fn record_health(&self, mut health: Vec<ConfigHealth>) {
+        let healthy = |h: &ConfigHealth| h.reset && h.failing_from.is_none();
+        if let Ok(known) = self.known_healthy.lock() {
+            health.retain(|h| {
+                !healthy(h)
+                    || known
+                        .get(&h.config_id)
+                        .is_none_or(|at| at.elapsed() >= HEALTH_BELIEF)
+            });
+        }
         if health.is_empty() {
             return;
         }
+        let outcome: Vec<(String, bool)> = health.iter().map(|h| (h.config_id.clone(), healthy(h))).collect();
         let before = self.auto_disable_after.map(|d| {
             let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
             Timestamp::from_datetime(
@@ -266,6 +283,17 @@ impl Writer {
             .store
             .run(move |q| Ok(q.record_health(&health, before, Timestamp::now())?))
             .await;
+        if disabled.is_ok() {
+            if let Ok(mut known) = self.known_healthy.lock() {
+                for (config_id, healthy) in outcome {
+                    if healthy {
+                        known.insert(config_id, Instant::now());
+                    } else {
+                        known.remove(&config_id);
+                    }
+                }
+            }
+        }
         match disabled {
             Ok(ids) if !ids.is_empty() => {
                 self.store.notify_config_change();
