@@ -10,39 +10,8 @@
 #
 # Exports WEBHOOKS_TEST_POSTGRES_URL and WEBHOOKS_TEST_KAFKA.
 
-log() { printf '==> %s\n' "$*" >&2; }
-
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-apt_updated=""
-apt_install() {
-    if [ -z "$apt_updated" ]; then
-        as_root apt-get update -qq
-        apt_updated=1
-    fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
-}
-
-pg_bindir() {
-    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
-}
-
-# --- provisioning -----------------------------------------------------------------------------
-if ! pkg-config --exists libpq 2>/dev/null; then
-    log "installing libpq-dev (PostgreSQL client headers)"
-    apt_install libpq-dev pkg-config
-fi
-if ! pkg-config --exists openssl 2>/dev/null; then
-    log "installing libssl-dev (TLS for librdkafka)"
-    apt_install libssl-dev pkg-config
-fi
-if [ -z "$(pg_bindir)" ] || [ ! -x "$(pg_bindir)/initdb" ]; then
-    log "installing the PostgreSQL server"
-    apt_install postgresql
-fi
-PG_BIN="$(pg_bindir)"
+# shellcheck source=scripts/provision.sh
+. ./scripts/provision.sh
 
 PG_PORT="${PG_PORT:-55432}"
 PG_DIR="$(mktemp -d /tmp/webhooks-pg.XXXXXX)"
