@@ -108,8 +108,19 @@ pub fn operational_routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/metrics").route(web::get().to(health::metrics)));
 }
 
-async fn method_not_allowed() -> HttpResponse {
-    ApiError::method_not_allowed().error_response()
+/// 405 with the `Allow` header RFC 9110 requires: the methods [`ROUTES`] lists for the path.
+async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
+    let mut resp = ApiError::method_not_allowed().error_response();
+    let pattern = req.match_pattern().unwrap_or_default();
+    let allowed: Vec<&str> = ROUTES
+        .iter()
+        .filter(|(_, path)| *path == pattern)
+        .map(|(method, _)| *method)
+        .collect();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allowed.join(", ")) {
+        resp.headers_mut().insert(actix_web::http::header::ALLOW, value);
+    }
+    resp
 }
 
 async fn not_found() -> HttpResponse {

@@ -80,3 +80,35 @@ async fn served_document_carries_the_running_version() {
     );
     assert_eq!(documented(&reply.body).len(), webhooks::api::ROUTES.len());
 }
+
+/// A 405 names the methods its path answers: RFC 9110 requires `Allow` (found by the API
+/// fuzzing of ./scripts/faults.sh).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_not_allowed_lists_the_allowed_methods() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for (method, path, allow) in [
+        ("TRACE", "/openapi.yaml", "GET"),
+        ("PATCH", "/configs", "GET, POST"),
+        ("POST", "/configs/some-id", "PUT, DELETE"),
+        ("GET", "/deliveries/replay", "POST"),
+        ("DELETE", "/_healthcheck", "GET"),
+    ] {
+        let resp = app
+            .client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap_or_else(|e| panic!("{e}")),
+                format!("{}{path}", app.base),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let allowed = resp
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let reply = crate::harness::Reply::read(resp).await;
+        reply.assert_error(405, "VALIDATION", "method not allowed");
+        assert_eq!(allowed.as_deref(), Some(allow), "{method} {path}");
+    }
+}
