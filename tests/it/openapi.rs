@@ -112,3 +112,26 @@ async fn method_not_allowed_lists_the_allowed_methods() {
         assert_eq!(allowed.as_deref(), Some(allow), "{method} {path}");
     }
 }
+
+/// The document's error schema admits every `errorCode` the API answers (spec §2.1): the
+/// fuzzing found 401s whose `UNAUTHORIZED` the schema refused.
+#[test]
+fn every_error_code_is_in_the_error_schema() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let enum_line = doc
+        .lines()
+        .skip_while(|l| l.trim() != "Error:")
+        .find(|l| l.trim_start().starts_with("enum:"))
+        .unwrap_or_else(|| panic!("no enum in the Error schema"));
+    for code in [
+        "VALIDATION",
+        "UNAUTHORIZED",
+        "FORBIDDEN",
+        "NOT_FOUND",
+        "CONFLICT",
+        "INTERNAL",
+    ] {
+        assert!(enum_line.contains(code), "{code} missing from {enum_line}");
+    }
+}
