@@ -135,3 +135,59 @@ fn every_error_code_is_in_the_error_schema() {
         assert!(enum_line.contains(code), "{code} missing from {enum_line}");
     }
 }
+
+/// `null` is "not set" wherever the API reads JSON (spec §2.1.1, §4.2), and the document says
+/// so: the API fuzzing found the server accepting null where openapi.yaml refused it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_is_accepted_where_the_document_says_nullable() {
+    let topic = crate::kafka::unique("nulls");
+    crate::kafka::create_topic(&crate::kafka::bootstrap(), &topic, 1).await;
+    let app = crate::delivery::worker_app_on(
+        crate::harness::TestDb::new(Backend::Sqlite),
+        &topic,
+        &crate::kafka::unique("group"),
+        &[],
+    )
+    .await;
+    let config = app.create_config("https://example.com/h", &["t"]).await;
+    let id = config["id"].as_str().unwrap_or_default().to_owned();
+    let secret_change = app
+        .send_json("PUT", &format!("/configs/{id}/secret/change"), "null")
+        .await;
+    assert_eq!(secret_change.status, 200, "{}", secret_change.body);
+    let from = (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%dT%H:%M:%SZ");
+    let replay = app
+        .post_with_key(
+            "/deliveries/replay",
+            Some("nulls"),
+            Some(&format!(
+                r#"{{"createdAtFrom":"{from}","createdAtTo":null,"statuses":null,"configIds":null,"cursor":null,"pageSize":null}}"#
+            )),
+        )
+        .await;
+    assert_eq!(replay.status, 200, "{}", replay.body);
+    let event = app
+        .send_json(
+            "POST",
+            "/events",
+            r#"{"type":"t","app":null,"version":null,"date":null,"idempotency_key":null,"payload":null}"#,
+        )
+        .await;
+    assert_eq!(event.status, 200, "{}", event.body);
+
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let schema = |name: &str| -> String {
+        doc.lines()
+            .skip_while(|l| l.trim() != format!("{name}:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("      ") || l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(schema("ConfigChangeSecret").contains("nullable: true"));
+    let bulk = schema("BulkReplayRequest");
+    assert_eq!(bulk.matches("nullable: true").count(), 5, "{bulk}");
+    let event = schema("Event");
+    assert_eq!(event.matches("nullable: true").count(), 5, "{event}");
+}
