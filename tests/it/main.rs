@@ -14,6 +14,7 @@ mod events;
 mod liveness;
 mod migrations;
 mod openapi;
+mod outages;
 mod replay;
 mod retention;
 mod secret_overlap;
