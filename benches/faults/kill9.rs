@@ -43,8 +43,8 @@ struct Restart {
 }
 
 /// How long a restart takes to get its partitions back (the dead member's session timeout,
-/// 10 s, and the rebalance): used only to pace publishing over the run.
-const REJOIN_ESTIMATE: Duration = Duration::from_secs(18);
+/// 30 s, and the rebalance): used only to pace publishing over the run.
+const REJOIN_ESTIMATE: Duration = Duration::from_secs(35);
 
 pub async fn kill_9_in_the_same_group(ctx: &Ctx) -> anyhow::Result<Row> {
     let (n, kills) = (ctx.sizes.kill_events, ctx.sizes.kills);

@@ -11,6 +11,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+
 use crate::ctx::{wait_until, Ctx};
 use crate::db::{delivery_id, Backend, Db};
 use crate::kafka::{self, Landed, Outgoing, Paced};
@@ -146,9 +148,32 @@ async fn outage(ctx: &Ctx, dependency: Dependency) -> anyhow::Result<Row> {
     let returned = match dependency {
         Dependency::Broker => ctx.tansu.lock().await.start().await?,
         Dependency::Postgres => {
+            // The return is the first query answered, polled every 10 ms while `pg_ctl start`
+            // runs (it notices readiness later than clients do).
+            let (url, polling) = (
+                db.read_url().to_owned(),
+                tokio_util::sync::CancellationToken::new(),
+            );
+            let stop_polling = polling.clone();
+            let first_answer = tokio::task::spawn_blocking(move || {
+                use diesel::Connection as _;
+                while !stop_polling.is_cancelled() {
+                    if diesel::PgConnection::establish(&url).is_ok() {
+                        return Some(Instant::now());
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                None
+            });
             let pg = &ctx.pg;
-            tokio::task::block_in_place(|| pg.start())?;
-            Instant::now()
+            let started = tokio::task::block_in_place(|| pg.start());
+            if started.is_err() {
+                polling.cancel();
+            }
+            started?;
+            first_answer
+                .await?
+                .context("PostgreSQL never answered after its start")?
         }
     };
     let calls_at_return = receiver.count();
