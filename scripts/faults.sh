@@ -10,9 +10,9 @@
 #                                  (debug build, which CI's test suite has just built) — CI
 #
 # - PostgreSQL: the server from apt (scripts/provision.sh); the driver runs a throwaway cluster
-#   of its own on 127.0.0.1:$WEBHOOKS_FAULTS_PG_PORT (default 55434), with password roles.
+#   of its own on 127.0.0.1:$WEBHOOKS_FAULTS_PG_PORT (default 55435), with password roles.
 # - Kafka: tansu (scripts/install-tansu.sh) on 127.0.0.1:$WEBHOOKS_FAULTS_KAFKA_PORT (default
-#   59094), stopped and restarted on its data by the broker-restart procedure; the kill -9
+#   59095), stopped and restarted on its data by the broker-restart procedure; the kill -9
 #   procedure uses librdkafka's mock cluster hosted by the driver.
 # - schemathesis (PyPI) in a virtualenv cached in ~/.cache/webhooks, keyed by its version.
 #
@@ -54,8 +54,11 @@ cargo build --profile "$PROFILE" --locked --bin webhooks
 export FAULTS_BIN="$PWD/target/$TARGET_DIR/webhooks"
 export FAULTS_PG_BIN="$PG_BIN"
 export FAULTS_TANSU="$TANSU"
-export FAULTS_PG_PORT="${WEBHOOKS_FAULTS_PG_PORT:-55434}"
-export FAULTS_KAFKA_PORT="${WEBHOOKS_FAULTS_KAFKA_PORT:-59094}"
+# Odd ports: Linux gives connect() even ephemeral ports first, and a client that retries a
+# stopped broker from an ephemeral port equal to the broker's connects to itself and keeps the
+# port, so the broker cannot listen on it again.
+export FAULTS_PG_PORT="${WEBHOOKS_FAULTS_PG_PORT:-55435}"
+export FAULTS_KAFKA_PORT="${WEBHOOKS_FAULTS_KAFKA_PORT:-59095}"
 export FAULTS_DIR="$PWD/target/faults"
 export FAULTS_SCHEMATHESIS="$VENV/bin/schemathesis"
 FAULTS_COMMIT="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"

@@ -37,12 +37,15 @@ fn run_logged(mut cmd: Command, log: &Path, what: &str) -> anyhow::Result<()> {
 }
 
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`; returns when it first
-/// did (polled every 10 ms).
+/// did (polled every 10 ms). A connection to itself does not count: with nothing listening, a
+/// client whose ephemeral port happens to be `port` connects to itself (TCP simultaneous open).
 pub async fn wait_for_port(port: u16, deadline: Duration) -> anyhow::Result<Instant> {
     let end = Instant::now() + deadline;
     loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Ok(Instant::now());
+        if let Ok(c) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            if c.local_addr().ok() != c.peer_addr().ok() {
+                return Ok(Instant::now());
+            }
         }
         if Instant::now() > end {
             bail!("nothing listens on 127.0.0.1:{port} after {deadline:?}");
@@ -248,7 +251,15 @@ impl Tansu {
             .spawn()
             .with_context(|| format!("cannot start {}", self.bin.display()))?;
         self.child = Some(child);
-        wait_for_port(self.port, Duration::from_secs(60)).await
+        let up = wait_for_port(self.port, Duration::from_secs(60)).await?;
+        // It may have failed to bind (and panicked) while something else holds the port.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Some(c) = self.child.as_mut() {
+            if let Some(status) = c.try_wait()? {
+                bail!("tansu exited ({status}); see {}", self.log().display());
+            }
+        }
+        Ok(up)
     }
 
     /// Stops the broker at once: SIGKILL, as a crash or a lost host would. (tansu 0.6 answers
