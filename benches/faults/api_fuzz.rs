@@ -17,7 +17,7 @@ use crate::db::{Backend, Db};
 use crate::receiver::{Behaviour, Receiver};
 use crate::report::Row;
 
-/// The schemathesis checks this procedure runs (`all` of version 4.32 but two, see
+/// The schemathesis checks this procedure runs (those of version 4.32.5 but three, see
 /// RELIABILITY.md): what the contract promises about every response.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
 response_headers_conformance,response_schema_conformance,negative_data_rejection,\
