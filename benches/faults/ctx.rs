@@ -199,3 +199,24 @@ pub fn median_max(values: &[Duration]) -> (f64, f64) {
     let median = v.get(v.len() / 2).copied().unwrap_or(0.0);
     (median, v.last().copied().unwrap_or(0.0))
 }
+
+/// The arguments of a webhooks process (`command`: `serve --worker` or `worker`) consuming
+/// `topic` on `bootstrap` as a member of `group`, loopback endpoints allowed; `extra` after them.
+pub fn consumer_args(
+    command: &[&str],
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    extra: Vec<String>,
+) -> Vec<String> {
+    let mut args: Vec<String> = command.iter().map(|c| (*c).to_owned()).collect();
+    args.extend([
+        "--publisher-kafka-enabled".to_owned(),
+        format!("--publisher-kafka-broker={bootstrap}"),
+        format!("--kafka-topics={topic}"),
+        format!("--publisher-queue-group={group}"),
+        "--allow-private-endpoints".to_owned(),
+    ]);
+    args.extend(extra);
+    args
+}

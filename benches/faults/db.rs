@@ -1,5 +1,6 @@
 //! The procedures' databases, read directly (past the service) to check what was stored.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -139,6 +140,14 @@ impl Db {
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE {where_clause}"
         ))
         .await
+    }
+
+    /// The ids of the config's deliveries stored `succeeded`.
+    pub async fn succeeded_ids(&self, config_id: &str) -> anyhow::Result<HashSet<String>> {
+        let rows = self
+            .deliveries(&format!("config_id = '{config_id}' AND status = 'succeeded'"))
+            .await?;
+        Ok(rows.into_iter().map(|d| d.id).collect())
     }
 
     pub async fn attempts_of_config(&self, config_id: &str) -> anyhow::Result<Vec<AttemptRow>> {

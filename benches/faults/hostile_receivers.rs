@@ -17,7 +17,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::ctx::{wait_until, Ctx};
+use crate::ctx::{consumer_args, wait_until, Ctx};
 use crate::db::{Backend, Db};
 use crate::kafka::{self, Outgoing, Paced};
 use crate::process::metric;
@@ -77,26 +77,25 @@ pub async fn hostile_receivers(ctx: &Ctx) -> anyhow::Result<Row> {
     let worker = ctx
         .spawn(
             "hostile-receivers-serve-worker",
-            &[
-                "serve".to_owned(),
-                "--worker".to_owned(),
-                "--publisher-kafka-enabled".to_owned(),
-                format!("--publisher-kafka-broker={bootstrap}"),
-                format!("--kafka-topics={TOPIC}"),
-                format!("--publisher-queue-group={TOPIC}"),
-                "--allow-private-endpoints".to_owned(),
-                format!("--http-timeout={}s", HTTP_TIMEOUT.as_secs()),
-                format!("--min-backoff-delay={}s", MIN_BACKOFF.as_secs()),
-                format!("--max-backoff-delay={}s", MAX_BACKOFF.as_secs()),
-                format!("--abort-after={}s", ABORT_AFTER.as_secs()),
-                "--retry-period=250ms".to_owned(),
-                "--endpoint-concurrency=16".to_owned(),
-                // No circuit breaker: every failing delivery runs its whole §5 schedule, so the
-                // schedules and the final outcomes are what is checked (the breaker, which only
-                // removes calls, has its own tests: tests/it/liveness.rs).
-                "--circuit-breaker-failures=0".to_owned(),
-                db.flag.clone(),
-            ],
+            &consumer_args(
+                &["serve", "--worker"],
+                &bootstrap,
+                TOPIC,
+                TOPIC,
+                vec![
+                    format!("--http-timeout={}s", HTTP_TIMEOUT.as_secs()),
+                    format!("--min-backoff-delay={}s", MIN_BACKOFF.as_secs()),
+                    format!("--max-backoff-delay={}s", MAX_BACKOFF.as_secs()),
+                    format!("--abort-after={}s", ABORT_AFTER.as_secs()),
+                    "--retry-period=250ms".to_owned(),
+                    "--endpoint-concurrency=16".to_owned(),
+                    // No circuit breaker: every failing delivery runs its whole §5 schedule, so the
+                    // schedules and the final outcomes are what is checked (the breaker, which only
+                    // removes calls, has its own tests: tests/it/liveness.rs).
+                    "--circuit-breaker-failures=0".to_owned(),
+                    db.flag.clone(),
+                ],
+            ),
         )
         .await?;
     let nul_body = b"binary\x00body\xff\xfe with NUL\x00 and invalid UTF-8".to_vec();

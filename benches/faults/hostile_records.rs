@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::ctx::{wait_until, Ctx};
+use crate::ctx::{consumer_args, wait_until, Ctx};
 use crate::db::{Backend, Db};
 use crate::kafka::{self, Looker, Outgoing};
 use crate::receiver::{Behaviour, Receiver};
@@ -230,16 +230,13 @@ pub async fn hostile_records(ctx: &Ctx, backend: Backend) -> anyhow::Result<Row>
     let worker = ctx
         .spawn(
             &format!("records-{tag}-serve-worker"),
-            &[
-                "serve".to_owned(),
-                "--worker".to_owned(),
-                "--publisher-kafka-enabled".to_owned(),
-                format!("--publisher-kafka-broker={bootstrap}"),
-                format!("--kafka-topics={topic}"),
-                format!("--publisher-queue-group={topic}"),
-                "--allow-private-endpoints".to_owned(),
-                db.flag.clone(),
-            ],
+            &consumer_args(
+                &["serve", "--worker"],
+                &bootstrap,
+                &topic,
+                &topic,
+                vec![db.flag.clone()],
+            ),
         )
         .await?;
     let (config, _) = worker.create_config(&receiver.url(), &["*"]).await?;
@@ -442,16 +439,13 @@ async fn twenty_mib_record(
     let worker = ctx
         .spawn(
             &format!("records-big-{tag}-serve-worker"),
-            &[
-                "serve".to_owned(),
-                "--worker".to_owned(),
-                "--publisher-kafka-enabled".to_owned(),
-                format!("--publisher-kafka-broker={bootstrap}"),
-                format!("--kafka-topics={topic}"),
-                format!("--publisher-queue-group={topic}"),
-                "--allow-private-endpoints".to_owned(),
-                db.flag.clone(),
-            ],
+            &consumer_args(
+                &["serve", "--worker"],
+                &bootstrap,
+                &topic,
+                &topic,
+                vec![db.flag.clone()],
+            ),
         )
         .await?;
     let calls_before = receiver.count();

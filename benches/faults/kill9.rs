@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use diesel::{Connection as _, RunQueryDsl as _};
 
-use crate::ctx::{median_max, wait_until, Ctx};
+use crate::ctx::{consumer_args, median_max, wait_until, Ctx};
 use crate::db::{delivery_id, in_list, Backend, Db};
 use crate::kafka::{self, Looker, Outgoing, Paced};
 use crate::process::metric;
-use crate::receiver::{Behaviour, Receiver};
+use crate::receiver::{ids_by_event, Behaviour, Receiver};
 use crate::report::Row;
 use webhooks::worker::embedded_broker::{EmbeddedBroker, PARTITIONS};
 
@@ -93,17 +93,17 @@ pub async fn kill_9_in_the_same_group(ctx: &Ctx) -> anyhow::Result<Row> {
 
     // --endpoint-concurrency = --delivery-concurrency: no first attempt is deferred to the
     // sweep, so every call after a restart comes from consuming records.
-    let worker_args = vec![
-        "worker".to_owned(),
-        "--publisher-kafka-enabled".to_owned(),
-        format!("--publisher-kafka-broker={bootstrap}"),
-        format!("--kafka-topics={TOPIC}"),
-        format!("--publisher-queue-group={GROUP}"),
-        "--allow-private-endpoints".to_owned(),
-        "--delivery-concurrency=1024".to_owned(),
-        "--endpoint-concurrency=1024".to_owned(),
-        db.flag.clone(),
-    ];
+    let worker_args = consumer_args(
+        &["worker"],
+        &bootstrap,
+        TOPIC,
+        GROUP,
+        vec![
+            "--delivery-concurrency=1024".to_owned(),
+            "--endpoint-concurrency=1024".to_owned(),
+            db.flag.clone(),
+        ],
+    );
     let mut worker = ctx.spawn("kill9-worker-0", &worker_args).await?;
     let mut since = Instant::now();
     let mut restarts: Vec<Restart> = Vec::new();
@@ -190,18 +190,8 @@ pub async fn kill_9_in_the_same_group(ctx: &Ctx) -> anyhow::Result<Row> {
 
     // --- figures and checks -------------------------------------------------------------------
     let calls = receiver.calls();
-    let mut ids_of: HashMap<u64, Vec<&str>> = HashMap::new();
-    for c in &calls {
-        if let Some(i) = c.event {
-            ids_of.entry(i).or_default().push(c.webhook_id.as_str());
-        }
-    }
-    let stored: HashSet<String> = db
-        .deliveries(&format!("config_id = '{config}' AND status = 'succeeded'"))
-        .await?
-        .into_iter()
-        .map(|d| d.id)
-        .collect();
+    let ids_of = ids_by_event(&calls);
+    let stored = db.succeeded_ids(&config).await?;
     let lost = (0..n)
         .filter(|&i| !ids_of.contains_key(&(i as u64)) || !stored.contains(&delivery_ids[i]))
         .count();

@@ -2,6 +2,7 @@
 //! never (hang), with a TCP reset, with an error status and `Retry-After`, or with a binary or
 //! gzip body full of NUL bytes.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,6 +51,17 @@ pub struct Call {
     /// `payload.i` of the event, when the body carries one.
     pub event: Option<u64>,
     pub body: Vec<u8>,
+}
+
+/// The `webhook-id`s each event (`payload.i`) was called with, duplicates included.
+pub fn ids_by_event(calls: &[Call]) -> HashMap<u64, Vec<&str>> {
+    let mut ids: HashMap<u64, Vec<&str>> = HashMap::new();
+    for c in calls {
+        if let Some(i) = c.event {
+            ids.entry(i).or_default().push(c.webhook_id.as_str());
+        }
+    }
+    ids
 }
 
 struct State {

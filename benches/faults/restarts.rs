@@ -7,17 +7,17 @@
 //! first delivery after it: the first call at the receiver (broker) or the first outcome
 //! newly stored (PostgreSQL, where calls can go on while outcomes wait for the database).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::ctx::{wait_until, Ctx};
+use crate::ctx::{consumer_args, wait_until, Ctx};
 use crate::db::{delivery_id, Backend, Db};
 use crate::kafka::{self, Landed, Outgoing, Paced};
 use crate::process::HealthSampler;
-use crate::receiver::{Behaviour, Receiver};
+use crate::receiver::{ids_by_event, Behaviour, Receiver};
 use crate::report::Row;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,16 +95,13 @@ async fn outage(ctx: &Ctx, dependency: Dependency) -> anyhow::Result<Row> {
     let worker = ctx
         .spawn(
             &format!("{}-serve-worker", db_name.trim_start_matches("faults_")),
-            &[
-                "serve".to_owned(),
-                "--worker".to_owned(),
-                "--publisher-kafka-enabled".to_owned(),
-                format!("--publisher-kafka-broker={bootstrap}"),
-                format!("--kafka-topics={topic}"),
-                format!("--publisher-queue-group={topic}"),
-                "--allow-private-endpoints".to_owned(),
-                db.flag.clone(),
-            ],
+            &consumer_args(
+                &["serve", "--worker"],
+                &bootstrap,
+                topic,
+                topic,
+                vec![db.flag.clone()],
+            ),
         )
         .await?;
     let (config, _) = worker.create_config(&receiver.url(), &["restart.t"]).await?;
@@ -218,18 +215,8 @@ async fn outage(ctx: &Ctx, dependency: Dependency) -> anyhow::Result<Row> {
 
     // --- figures and checks -------------------------------------------------------------------
     let calls = receiver.calls();
-    let mut ids_of: HashMap<u64, Vec<&str>> = HashMap::new();
-    for c in &calls {
-        if let Some(i) = c.event {
-            ids_of.entry(i).or_default().push(c.webhook_id.as_str());
-        }
-    }
-    let succeeded: HashSet<String> = db
-        .deliveries(&format!("config_id = '{config}' AND status = 'succeeded'"))
-        .await?
-        .into_iter()
-        .map(|d| d.id)
-        .collect();
+    let ids_of = ids_by_event(&calls);
+    let succeeded = db.succeeded_ids(&config).await?;
     let lost = published
         .iter()
         .filter(|(i, _)| {

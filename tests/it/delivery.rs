@@ -18,19 +18,30 @@ async fn worker_app(backend: Backend, topic: &str, extra: &[&str]) -> TestApp {
 }
 
 pub(crate) async fn worker_app_on(db: TestDb, topic: &str, group: &str, extra: &[&str]) -> TestApp {
-    let broker = format!("--publisher-kafka-broker={}", kafka::bootstrap());
-    let topics = format!("--kafka-topics={topic}");
-    let group = format!("--publisher-queue-group={group}");
-    let mut args = vec![
-        "--worker",
-        "--publisher-kafka-enabled",
-        broker.as_str(),
-        topics.as_str(),
-        group.as_str(),
-        "--allow-private-endpoints",
-    ];
-    args.extend_from_slice(extra);
+    let mut args = vec!["--worker".to_owned()];
+    args.extend(consumer_args(topic, group, extra));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     TestApp::spawn_on(db, &args).await
+}
+
+/// `webhooks worker` alone (no API) on the test broker, `topic` and `group`; extra flags appended.
+pub(crate) async fn worker_only_on(db: TestDb, topic: &str, group: &str, extra: &[&str]) -> TestApp {
+    let args = consumer_args(topic, group, extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    TestApp::spawn_as(webhooks::serve::Role::Worker, db, &args).await
+}
+
+/// The flags that make a process consume `topic` as a member of `group` on the test broker.
+fn consumer_args(topic: &str, group: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "--publisher-kafka-enabled".to_owned(),
+        format!("--publisher-kafka-broker={}", kafka::bootstrap()),
+        format!("--kafka-topics={topic}"),
+        format!("--publisher-queue-group={group}"),
+        "--allow-private-endpoints".to_owned(),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    args
 }
 
 async fn topic() -> String {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::both_backends;
-use crate::delivery::worker_app_on;
+use crate::delivery::{worker_app_on, worker_only_on};
 use crate::harness::{eventually, Backend, Mode, Receiver, TestApp, TestDb};
 use crate::kafka::{self, Producer};
 use webhooks::domain::delivery::DeliveryStatus;
@@ -609,23 +609,7 @@ async fn a_rebalance_drains_on_a_single_threaded_runtime() {
         (receiver.count() > 0).then_some(())
     })
     .await;
-    let broker = format!("--publisher-kafka-broker={}", kafka::bootstrap());
-    let (topics, group) = (
-        format!("--kafka-topics={topic}"),
-        format!("--publisher-queue-group={group}"),
-    );
-    let second = TestApp::spawn_as(
-        webhooks::serve::Role::Worker,
-        second_db,
-        &[
-            "--publisher-kafka-enabled",
-            &broker,
-            &topics,
-            &group,
-            "--allow-private-endpoints",
-        ],
-    )
-    .await;
+    let second = worker_only_on(second_db, &topic, &group, &[]).await;
     // The second member owns partitions now: the first gave them up.
     let owned = "webhooks_kafka_consumer_lag{partition=";
     eventually(WAIT, "the second member to own partitions", || async {

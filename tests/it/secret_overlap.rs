@@ -10,7 +10,7 @@ use base64::Engine as _;
 use hmac::Mac as _;
 
 use crate::both_backends;
-use crate::delivery::worker_app_on;
+use crate::delivery::{worker_app_on, worker_only_on};
 use crate::harness::{eventually, Received, Receiver, TestApp, TestDb};
 use crate::kafka::{self, Producer};
 use crate::signature_headers::{standard_webhooks_verify, whsec};
@@ -226,21 +226,7 @@ both_backends!(
         let (worker_db, plain_db) = (db.handle(), db.handle());
         // The API with an overlap, a worker process without the flag, an API without it.
         let api = TestApp::spawn_on(db, &["--secret-overlap=1h"]).await;
-        let broker = format!("--publisher-kafka-broker={}", kafka::bootstrap());
-        let topics = format!("--kafka-topics={topic}");
-        let group = format!("--publisher-queue-group={}", kafka::unique("group"));
-        let _worker = TestApp::spawn_as(
-            webhooks::serve::Role::Worker,
-            worker_db,
-            &[
-                "--publisher-kafka-enabled",
-                &broker,
-                &topics,
-                &group,
-                "--allow-private-endpoints",
-            ],
-        )
-        .await;
+        let _worker = worker_only_on(worker_db, &topic, &kafka::unique("group"), &[]).await;
         let plain_api = TestApp::spawn_on(plain_db, &[]).await;
 
         let receiver = Receiver::start(200).await;
