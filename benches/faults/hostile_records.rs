@@ -172,31 +172,12 @@ fn records() -> Vec<Hostile> {
     ]
 }
 
-/// A log line without its ANSI colour sequences (text logs are coloured, even to a file).
-fn plain(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// `(offset, reason)` of each "skipping record" warning in a log, text or JSON.
 fn skip_warnings(log: &str) -> Vec<(i64, String)> {
     log.lines()
         .filter(|l| l.contains("skipping record"))
-        .map(plain)
         .filter_map(|l| {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&l) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(l) {
                 return Some((v["offset"].as_i64()?, v["reason"].as_str()?.to_owned()));
             }
             let offset = l

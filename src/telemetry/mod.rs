@@ -7,6 +7,8 @@
 
 pub mod traces;
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -38,7 +40,13 @@ pub fn init(settings: &LogSettings, traces: Option<&TraceSettings>) -> anyhow::R
     let logged = Targets::new()
         .with_default(level)
         .with_target(SPANS, LevelFilter::OFF);
-    let fmt = fmt::layer().with_writer(std::io::stderr).with_target(false);
+    // Colours only for a person at a terminal: a file, a pipe, `docker logs` or `kubectl logs`
+    // get plain text (and `NO_COLOR`, https://no-color.org, turns them off anywhere).
+    let colours = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let fmt = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(colours);
     let fmt = if settings.json {
         fmt.json().flatten_event(true).boxed()
     } else {

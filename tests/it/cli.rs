@@ -479,6 +479,24 @@ fn migrate_creates_the_database_then_serve_accepts_it() {
     // Migrating again is a no-op.
 }
 
+// Text logs read from a file, a pipe or a container runtime carry no terminal colour codes.
+#[test]
+fn text_logs_off_a_terminal_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("m.db");
+    let out = run(&mut webhooks(&[
+        "migrate",
+        &format!("--sqlite-path={}", path.display()),
+    ]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("migrations applied"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains('\u{1b}'),
+        "escape codes in: {:?}",
+        out.stderr
+    );
+}
+
 #[test]
 fn migrate_creates_the_sqlite_file() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
