@@ -160,7 +160,11 @@ async fn deliveries_carry_the_standard_set() {
     let secret = config["secret"].as_str().unwrap_or_default();
     assert!(standard_verifies(&r, secret), "{:?}", r.headers);
     assert!(formance_headers(&r).is_empty(), "{:?}", r.headers);
+    // The outcome is stored after the call returns: wait for the row, not just the call.
     let config_id = config["id"].as_str().unwrap_or_default();
-    let delivery = app.deliveries(config_id).await;
-    assert_eq!(r.header("webhook-id"), delivery.first().map(|d| d.id.as_str()));
+    let delivery = eventually(Duration::from_secs(30), "the delivery's row", || async {
+        app.deliveries(config_id).await.into_iter().next()
+    })
+    .await;
+    assert_eq!(r.header("webhook-id"), Some(delivery.id.as_str()));
 }
