@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::{self, Call};
-use super::isolation::DeferReason;
+use super::isolation::{DeferReason, Slot};
 use super::tracker::{OffsetTracker, PartitionKey};
 use super::writer::Job;
 use super::Shared;
@@ -297,24 +297,35 @@ pub async fn dispatch(
     }
 }
 
-/// Stores a delivery `pending` without a call, due at `due`; false when the writer is gone.
-#[allow(clippy::too_many_arguments)]
-async fn defer(
-    shared: &Shared,
-    event: &Event,
-    event_id: &str,
-    config_id: &str,
-    id: String,
-    due: Timestamp,
-    reason: DeferReason,
-    ack: Option<(PartitionKey, i64)>,
-) -> bool {
-    metrics()
-        .deliveries_deferred
-        .with_label_values(&[reason.as_str()])
-        .inc();
-    let row = attempt::deferred(event, event_id, config_id, id, due);
-    shared.writer.send(Job::first(row, ack)).await.is_ok()
+/// What a first attempt does now.
+enum Admission {
+    /// Call, holding a global permit and one of the config's slots.
+    Call(OwnedSemaphorePermit, Slot),
+    /// Store the delivery `pending`, due at the time given, without a call.
+    Defer(Timestamp, DeferReason),
+    Stopping,
+}
+
+/// Whether a first attempt for `config_id` may call now. A circuit that is not closed defers
+/// it at once (spec §10.2). Otherwise consumption waits for a global permit (back-pressure);
+/// only then is the config's own slot taken, so slots count calls in flight, never waits, and a
+/// busy config defers the delivery, due now, for the sweep (spec §10.1).
+async fn admit(shared: &Shared, config_id: &str, stop: &CancellationToken) -> Admission {
+    if let Some(due) = shared.isolation.circuit_deferral(config_id, Timestamp::now()) {
+        return Admission::Defer(due, DeferReason::CircuitOpen);
+    }
+    let permit = tokio::select! {
+        biased;
+        () = stop.cancelled() => return Admission::Stopping,
+        permit = Arc::clone(&shared.permits).acquire_owned() => match permit {
+            Ok(p) => p,
+            Err(_) => return Admission::Stopping,
+        },
+    };
+    match shared.isolation.try_slot(config_id) {
+        Some(slot) => Admission::Call(permit, slot),
+        None => Admission::Defer(Timestamp::now(), DeferReason::EndpointBusy),
+    }
 }
 
 /// Matches a record and starts or defers its deliveries; false when stopping.
@@ -371,53 +382,20 @@ async fn handle(
         let (ev, ev_id) = &*event;
         let id = delivery_id(ev_id, &config.id);
         let ack = Some((partition.clone(), offset));
-        // A config that may not be called now is deferred at once (spec §10.2).
-        if let Some(due) = shared.isolation.circuit_deferral(&config.id, Timestamp::now()) {
-            if !defer(
-                shared,
-                ev,
-                ev_id,
-                &config.id,
-                id,
-                due,
-                DeferReason::CircuitOpen,
-                ack,
-            )
-            .await
-            {
-                return false;
+        let (permit, slot) = match admit(shared, &config.id, stop).await {
+            Admission::Call(permit, slot) => (permit, slot),
+            Admission::Defer(due, reason) => {
+                metrics()
+                    .deliveries_deferred
+                    .with_label_values(&[reason.as_str()])
+                    .inc();
+                let row = attempt::deferred(ev, ev_id, &config.id, id, due);
+                if shared.writer.send(Job::first(row, ack)).await.is_err() {
+                    return false;
+                }
+                continue;
             }
-            continue;
-        }
-        // Back-pressure: with every global slot busy, consumption waits here. Only then is
-        // the config's own slot taken, so slots count calls in flight, never waits.
-        let permit = tokio::select! {
-            biased;
-            () = stop.cancelled() => return false,
-            permit = Arc::clone(&shared.permits).acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => return false,
-            },
-        };
-        let Some(slot) = shared.isolation.try_slot(&config.id) else {
-            drop(permit);
-            // Busy (spec §10.1): stored pending, due now; the sweep sends it when a slot frees.
-            let now = Timestamp::now();
-            if !defer(
-                shared,
-                ev,
-                ev_id,
-                &config.id,
-                id,
-                now,
-                DeferReason::EndpointBusy,
-                ack,
-            )
-            .await
-            {
-                return false;
-            }
-            continue;
+            Admission::Stopping => return false,
         };
         let (shared, event) = (Arc::clone(shared), Arc::clone(&event));
         let span = attempt::span(&record_span, &id, &config.id, 1);
