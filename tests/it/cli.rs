@@ -479,9 +479,9 @@ fn migrate_creates_the_database_then_serve_accepts_it() {
     // Migrating again is a no-op.
 }
 
-// Text logs read from a file, a pipe or a container runtime carry no terminal colour codes.
-#[test]
-fn text_logs_off_a_terminal_have_no_colour_codes() {
+/// `webhooks migrate` on a new SQLite file in a temporary directory (kept while the first
+/// value lives).
+fn migrate_a_new_sqlite_file() -> (tempfile::TempDir, std::path::PathBuf, Output) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("m.db");
     let out = run(&mut webhooks(&[
@@ -489,6 +489,13 @@ fn text_logs_off_a_terminal_have_no_colour_codes() {
         &format!("--sqlite-path={}", path.display()),
     ]));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
+    (dir, path, out)
+}
+
+// Text logs read from a file, a pipe or a container runtime carry no terminal colour codes.
+#[test]
+fn text_logs_off_a_terminal_have_no_colour_codes() {
+    let (_dir, _, out) = migrate_a_new_sqlite_file();
     assert!(out.stderr.contains("migrations applied"), "{}", out.stderr);
     assert!(
         !out.stderr.contains('\u{1b}'),
@@ -499,12 +506,6 @@ fn text_logs_off_a_terminal_have_no_colour_codes() {
 
 #[test]
 fn migrate_creates_the_sqlite_file() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("m.db");
-    let out = run(&mut webhooks(&[
-        "migrate",
-        &format!("--sqlite-path={}", path.display()),
-    ]));
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let (_dir, path, _) = migrate_a_new_sqlite_file();
     assert!(path.exists());
 }
